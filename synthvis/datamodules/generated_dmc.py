@@ -1,0 +1,82 @@
+"""DMC pixel datasets collected by synthvis with a behaviour policy, in V-D4RL's formats."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthvis.datamodules.formats.episode import Episode
+from synthvis.datamodules.sources import GeneratedDataset, _describe_factory
+from synthvis.envs.dmc import DMCPixelEnv
+from synthvis.envs.pixel_step import PixelStep
+from synthvis.envs.policies import make_policy
+
+
+def rollout_episode(env: DMCPixelEnv, act: Callable[[DMCPixelEnv, PixelStep], np.ndarray]) -> Episode:
+    """Run one episode, storing single frames in V-D4RL's row convention."""
+    step = env.reset()
+    steps = [step]
+    while not step.last:
+        step = env.step(act(env, step))
+        steps.append(step)
+    return Episode(
+        frames=np.stack([s.frame for s in steps]),
+        action=np.stack([s.action for s in steps]).astype(np.float32),
+        reward=np.array([s.reward for s in steps], dtype=np.float32),
+        discount=np.array([s.discount for s in steps], dtype=np.float32),
+    )
+
+
+class GeneratedDMCDataset(GeneratedDataset):
+    """`num_episodes` episodes of a dm_control task under a behaviour policy of the given quality.
+
+    Episode k is a pure function of (seed, k): the env is built with `task_kwargs={'random': seed}` and the
+    policy reseeded per episode, so an interrupted generation resumes by replaying k resets.
+    """
+
+    def __init__(
+        self,
+        env: Callable[..., DMCPixelEnv],
+        quality: str = "expert",
+        num_episodes: int = 10,
+        seed: int = 0,
+        format: str = "vd4rl_hdf5",
+        cache_dir: str | Path = "data_cache",
+        episodes_per_file: int = 10,
+        policy_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(cache_dir, quality, seed, format, episodes_per_file)
+        if num_episodes < 1:
+            raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+        self.env_factory = env
+        self.num_episodes = num_episodes
+        self.policy_kwargs = dict(policy_kwargs or {})
+        probe = env.keywords if hasattr(env, "keywords") else {}
+        self._env_name = f"{probe.get('domain', 'dmc')}_{probe.get('task', 'task')}"
+
+    @property
+    def env_name(self) -> str:
+        return self._env_name
+
+    @property
+    def target_episodes(self) -> int:
+        return self.num_episodes
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "env": _describe_factory(self.env_factory), "num_episodes": self.num_episodes,
+                "policy_kwargs": self.policy_kwargs}
+
+    def collect(self, skip_episodes: int) -> Iterator[Episode]:
+        env = self.env_factory(seed=self.seed)
+        policy = make_policy(self.quality, env.domain, **self.policy_kwargs)
+        try:
+            for _ in range(skip_episodes):  # replay resets so episode k sees the same initial state as before
+                env.reset()
+            for index in range(skip_episodes, self.num_episodes):
+                policy.reset(seed=self.seed * 1_000_003 + index)
+                yield rollout_episode(env, policy.act)
+        finally:
+            env.close()

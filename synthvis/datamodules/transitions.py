@@ -1,0 +1,122 @@
+"""Transitions sampled from frame stores by index: frame stacking and n-step returns with V-D4RL's semantics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from synthvis.datamodules.frame_store import FrameStore
+
+
+class ContinuousBatch(NamedTuple):
+    """DMC transitions: stacked uint8 frames, action, n-step reward, gamma^n * discount, next stacked frames."""
+
+    obs: torch.Tensor  # (B, 3k, H, W) uint8
+    action: torch.Tensor  # (B, A) float32
+    reward: torch.Tensor  # (B,) float32
+    discount: torch.Tensor  # (B,) float32
+    next_obs: torch.Tensor  # (B, 3k, H, W) uint8
+
+
+class DiscreteBatch(NamedTuple):
+    """Procgen transitions; `next_obs` is zeros where `done` (gen_dgrl's convention)."""
+
+    obs: torch.Tensor  # (B, 3k, H, W) uint8
+    action: torch.Tensor  # (B,) int64
+    reward: torch.Tensor  # (B,) float32
+    next_obs: torch.Tensor  # (B, 3k, H, W) uint8
+    done: torch.Tensor  # (B,) float32
+
+
+def valid_rows(store: FrameStore, nstep: int, episodes: Sequence[int] | None = None) -> np.ndarray:
+    """Rows t whose n-step window t+1..t+n stays inside t's episode (V-D4RL samples only these)."""
+    starts, ends = store.episode_bounds()
+    chosen = range(len(starts)) if episodes is None else episodes
+    ranges = [np.arange(starts[e], ends[e] - nstep) for e in chosen if ends[e] - nstep > starts[e]]
+    return np.concatenate(ranges) if ranges else np.zeros(0, dtype=np.int64)
+
+
+def stacked_rows(rows: np.ndarray, episode_first_row: np.ndarray, frame_stack: int) -> np.ndarray:
+    """Row indices of the k frames ending at each row, oldest first, repeating the episode's first frame."""
+    offsets = np.arange(1 - frame_stack, 1)
+    return np.maximum(rows[:, None] + offsets, episode_first_row[:, None])
+
+
+def nstep_targets(store: FrameStore, rows: np.ndarray, nstep: int, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Discounted n-step reward sum_{k<n} gamma^k r_{t+1+k} and the bootstrap discount gamma^n * d_{t+n}."""
+    powers = gamma ** np.arange(nstep, dtype=np.float64)
+    window = store.reward[rows[:, None] + 1 + np.arange(nstep)]
+    reward = (window * powers).sum(axis=1)
+    discount = gamma**nstep * store.discount[rows + nstep]
+    return reward.astype(np.float32), discount.astype(np.float32)
+
+
+class TransitionDataset(Dataset):
+    """Map-style dataset over (store, row) pairs; `__getitems__` gathers a whole batch with one fancy index.
+
+    Several stores can be mixed (the fixed-distraction data of the FDD variant); each item is a valid row of
+    one of them.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[tuple[FrameStore, np.ndarray]],
+        frame_stack: int,
+        nstep: int,
+        gamma: float,
+    ) -> None:
+        if frame_stack < 1 or nstep < 1 or not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"need frame_stack >= 1, nstep >= 1, 0 <= gamma <= 1; got {frame_stack}, {nstep}, {gamma}")
+        self.stores = [store for store, _ in sources]
+        self.rows = [np.asarray(rows, dtype=np.int64) for _, rows in sources]
+        self.offsets = np.cumsum([0] + [len(rows) for rows in self.rows])
+        self.frame_stack, self.nstep, self.gamma = frame_stack, nstep, gamma
+        self.discrete = self.stores[0].layout.discrete
+        self._episode_first_row = []
+        for store in self.stores:
+            starts, ends = store.episode_bounds()
+            self._episode_first_row.append(np.repeat(starts, ends - starts))
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int):
+        batch = self.__getitems__([index])
+        return type(batch)(*(field[0] for field in batch))
+
+    def __getitems__(self, indices: Sequence[int]) -> ContinuousBatch | DiscreteBatch:
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"transition index out of range [0, {len(self)})")
+        which = np.searchsorted(self.offsets, indices, side="right") - 1
+        parts = [self._gather(s, self.rows[s][indices[which == s] - self.offsets[s]]) for s in np.unique(which)]
+        order = np.argsort(np.concatenate([np.flatnonzero(which == s) for s in np.unique(which)]), kind="stable")
+        fields = [np.concatenate([part[i] for part in parts])[order] for i in range(len(parts[0]))]
+        tensors = [torch.from_numpy(np.ascontiguousarray(field)) for field in fields]
+        if self.discrete:
+            obs, action, reward, discount, next_obs = tensors
+            done = (discount == 0).float()
+            next_obs = next_obs * (1 - done.to(next_obs.dtype))[:, None, None, None]
+            return DiscreteBatch(obs, action, reward, next_obs, done)
+        return ContinuousBatch(*tensors)
+
+    def _gather(self, source: int, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        store, first = self.stores[source], self._episode_first_row[source]
+        k, n = self.frame_stack, self.nstep
+        obs_rows = stacked_rows(rows, first[rows], k)
+        next_obs_rows = stacked_rows(rows + n, first[rows], k)
+        batch_shape = (len(rows), 3 * k, *store.layout.frame_shape[1:])
+        # Sorted, de-duplicated reads keep memory-mapped access sequential.
+        needed, inverse = np.unique(np.concatenate([obs_rows, next_obs_rows]).ravel(), return_inverse=True)
+        frames = np.asarray(store.frames[needed])[inverse].reshape(2, len(rows), k, *store.layout.frame_shape)
+        reward, discount = nstep_targets(store, rows, n, self.gamma)
+        return (frames[0].reshape(batch_shape), store.action[rows + 1], reward, discount, frames[1].reshape(batch_shape))
+
+
+def collate_prebatched(batch):
+    """DataLoader collate for datasets whose `__getitems__` already returns a batch."""
+    return batch

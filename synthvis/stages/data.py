@@ -1,0 +1,54 @@
+"""The data stage: generate or locate the offline pixel dataset, index it, and report what was written."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from synthvis.datamodules.pixel import PixelDataModule
+
+log = logging.getLogger(__name__)
+
+
+def dataset_summary(datamodule: PixelDataModule) -> dict[str, Any]:
+    """Counts, returns and shapes of a set-up datamodule's dataset."""
+    store = datamodule.store
+    starts, ends = store.episode_bounds()
+    returns = [float(store.reward[s + 1:e].sum()) for s, e in zip(starts, ends)]
+    batch = datamodule.train_set.__getitems__(list(range(min(4, len(datamodule.train_set)))))
+    summary = {
+        "dataset": store.layout.__dict__ | {"frame_store": str(store.directory)},
+        "episodes": store.layout.num_episodes,
+        "transitions": int(sum(ends - starts - 1)),
+        "train_transitions": len(datamodule.train_set),
+        "val_transitions": len(datamodule.val_set),
+        "return_mean": sum(returns) / len(returns),
+        "return_min": min(returns),
+        "return_max": max(returns),
+        "batch": {name: [list(value.shape), str(value.dtype)] for name, value in batch._asdict().items()},
+        "memory": datamodule.memory_summary(),
+    }
+    metadata = Path(json.loads((store.directory / "store.json").read_text())["source"]) / "metadata.json"
+    if metadata.exists():
+        summary["metadata"] = str(metadata)
+    return summary
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Prepare the configured dataset and log a summary of it."""
+    datamodule: PixelDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    summary = dataset_summary(datamodule)
+    log.info("dataset: %d episodes, %d transitions (%d train / %d validation), return mean %.1f [%.1f, %.1f]",
+             summary["episodes"], summary["transitions"], summary["train_transitions"], summary["val_transitions"],
+             summary["return_mean"], summary["return_min"], summary["return_max"])
+    log.info("%s", summary["memory"])
+    for name, (shape, dtype) in summary["batch"].items():
+        log.info("  batch.%-8s %s %s", name, shape, dtype)
+    return summary

@@ -1,0 +1,39 @@
+"""Shared fixtures: synthetic episodes in the Episode row convention and the shared published-format fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from synthvis.datamodules.formats.episode import Episode
+
+SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+
+
+def make_episode(length: int, start_value: int = 0, action_dim: int = 2, size: int = 8, discrete: bool = False,
+                 terminal: bool = False, seed: int = 0) -> Episode:
+    """An episode whose frame t is filled with (start_value + t) % 256 and reward t is 0.1 * t (row 0: 0)."""
+    rng = np.random.default_rng(seed)
+    values = (start_value + np.arange(length)) % 256
+    frames = np.broadcast_to(values[:, None, None, None], (length, 3, size, size)).astype(np.uint8)
+    if discrete:
+        action = rng.integers(0, 15, size=length).astype(np.int64)
+        action[0] = 0
+    else:
+        action = rng.uniform(-1, 1, size=(length, action_dim)).astype(np.float32)
+        action[0] = 0
+    reward = (0.1 * np.arange(length)).astype(np.float32)
+    discount = np.ones(length, dtype=np.float32)
+    if terminal:
+        discount[-1] = 0.0
+    return Episode(frames=frames, action=action, reward=reward, discount=discount)
+
+
+@pytest.fixture
+def shared_fixtures() -> Path:
+    """The folder of data files written by other people's code in the published formats."""
+    if not SHARED_FIXTURES.exists():
+        pytest.fail(f"shared fixtures not found at {SHARED_FIXTURES}; the repository must sit beside shared/")
+    return SHARED_FIXTURES
