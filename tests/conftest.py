@@ -37,3 +37,24 @@ def shared_fixtures() -> Path:
     if not SHARED_FIXTURES.exists():
         pytest.fail(f"shared fixtures not found at {SHARED_FIXTURES}; the repository must sit beside shared/")
     return SHARED_FIXTURES
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_config(overrides: list[str], tmp_path: Path):
+    """Compose conf/train.yaml as train.py would, with outputs and the data cache under `tmp_path`."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+        cfg.paths.data_dir = str(tmp_path / "data_cache")
+        cfg.paths.log_dir = str(tmp_path / "logs")
+    return cfg

@@ -62,7 +62,7 @@ class GeneratedDMCDataset(GeneratedDataset):
         return self._env_name
 
     @property
-    def target_episodes(self) -> int:
+    def progress_total(self) -> int:
         return self.num_episodes
 
     def describe(self) -> dict[str, Any]:

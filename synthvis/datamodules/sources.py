@@ -93,8 +93,10 @@ class GeneratedDataset(DatasetSource, ABC):
 
     @property
     @abstractmethod
-    def target_episodes(self) -> int | None:
-        """Episodes to generate, or None when generation stops on a transition count."""
+    def progress_total(self) -> int:
+        """Size of the dataset in `progress_unit`s, for the progress bar's ETA."""
+
+    progress_unit = "episode"  # or "transition"
 
     @abstractmethod
     def collect(self, skip_episodes: int) -> Iterator[Episode]:
@@ -120,14 +122,15 @@ class GeneratedDataset(DatasetSource, ABC):
                  folder, progress["episodes"])
         started = time.time()
         returns, lengths = list(progress["returns"]), list(progress["lengths"])
-        bar = tqdm(total=self.target_episodes, initial=progress["episodes"], unit="episode",
+        done = progress["episodes"] if self.progress_unit == "episode" else sum(lengths)
+        bar = tqdm(total=self.progress_total, initial=done, unit=self.progress_unit,
                    desc=f"generate {self.env_name}/{self.quality}", dynamic_ncols=True)
         chunk: list[Episode] = []
         for episode in self.collect(skip_episodes=progress["episodes"]):
             chunk.append(episode)
             returns.append(episode.episode_return)
             lengths.append(episode.num_transitions)
-            bar.update(1)
+            bar.update(1 if self.progress_unit == "episode" else episode.num_transitions)
             bar.set_postfix(transitions=sum(lengths), last_return=f"{episode.episode_return:.1f}")
             if len(chunk) == self.episodes_per_file:
                 self._flush(folder, chunk, progress, returns, lengths)
