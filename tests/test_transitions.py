@@ -7,7 +7,7 @@ import pytest
 
 from synthvis.datamodules.frame_store import FrameStore
 from synthvis.datamodules.transitions import ContinuousBatch, DiscreteBatch, TransitionDataset, valid_rows
-from tests.conftest import make_episode
+from tests.helpers import make_episode
 
 GAMMA = 0.9
 

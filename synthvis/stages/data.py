@@ -33,9 +33,11 @@ def dataset_summary(datamodule: PixelDataModule) -> dict[str, Any]:
         "batch": {name: [list(value.shape), str(value.dtype)] for name, value in batch._asdict().items()},
         "memory": datamodule.memory_summary(),
     }
-    metadata = Path(json.loads((store.directory / "store.json").read_text())["source"]) / "metadata.json"
-    if metadata.exists():
-        summary["metadata"] = str(metadata)
+    dataset_path = Path(json.loads((store.directory / "store.json").read_text())["source"])
+    files = sorted(p.name for p in ([dataset_path] if dataset_path.is_file() else dataset_path.iterdir())
+                   if not p.name.startswith("."))
+    summary["dataset_path"] = str(dataset_path)
+    summary["files"] = files
     return summary
 
 
@@ -48,7 +50,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     log.info("dataset: %d episodes, %d transitions (%d train / %d validation), return mean %.1f [%.1f, %.1f]",
              summary["episodes"], summary["transitions"], summary["train_transitions"], summary["val_transitions"],
              summary["return_mean"], summary["return_min"], summary["return_max"])
-    log.info("%s", summary["memory"])
+    log.info("dataset files: %d in %s (%s%s)", len(summary["files"]), summary["dataset_path"],
+             ", ".join(summary["files"][:3]), ", ..." if len(summary["files"]) > 3 else "")
     for name, (shape, dtype) in summary["batch"].items():
         log.info("  batch.%-8s %s %s", name, shape, dtype)
     return summary
