@@ -175,3 +175,18 @@ def test_batch_larger_than_dataset_is_refused(shared_fixtures, tmp_path):
     dm.setup()
     with pytest.raises(ValueError, match="batch_size"):
         dm.train_dataloader()
+
+
+def test_fixed_distraction_data_for_fdd_is_generated_and_mixed(tmp_path):
+    distraction = {"mode": "fixed_hard", "kinds": ["color", "camera"]}
+    clean = tiny_source(tmp_path, num_episodes=2)
+    distracted = tiny_source(tmp_path, num_episodes=1, distraction=distraction)
+    assert distracted.folder != clean.folder and "fixed_hard" in distracted.folder.name
+    datamodule = PixelDataModule(clean, frame_stack=3, nstep=3, batch_size=8, val_fraction=0.0,
+                                 cache_dir=tmp_path / "cache", fdd_source=distracted, fdd_fraction=0.05)
+    datamodule.prepare_data()
+    datamodule.setup()
+    clean_frames = next(iter_episodes(clean.folder)).frames
+    distracted_frames = next(iter_episodes(distracted.folder)).frames
+    assert np.abs(clean_frames[0].astype(int) - distracted_frames[0].astype(int)).mean() > 5
+    assert len(datamodule.train_set.rows[1]) == round(0.05 * 2 * (126 - 3))

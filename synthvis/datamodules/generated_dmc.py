@@ -10,6 +10,7 @@ import numpy as np
 
 from synthvis.datamodules.formats.episode import Episode
 from synthvis.datamodules.sources import GeneratedDataset, _describe_factory
+from synthvis.envs.distractions import make_distractions
 from synthvis.envs.dmc import DMCPixelEnv
 from synthvis.envs.pixel_step import PixelStep
 from synthvis.envs.policies import make_policy
@@ -34,7 +35,9 @@ class GeneratedDMCDataset(GeneratedDataset):
     """`num_episodes` episodes of a dm_control task under a behaviour policy of the given quality.
 
     Episode k is a pure function of (seed, k): the env is built with `task_kwargs={'random': seed}` and the
-    policy reseeded per episode, so an interrupted generation resumes by replaying k resets.
+    policy reseeded per episode, so an interrupted generation resumes by replaying k resets. `distraction`
+    (keyword arguments of `make_distractions`, e.g. `{mode: fixed_easy}`) renders the data under a visual
+    distraction: the fixed-distraction data of the FDD variant.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class GeneratedDMCDataset(GeneratedDataset):
         cache_dir: str | Path = "data_cache",
         episodes_per_file: int = 10,
         policy_kwargs: dict[str, Any] | None = None,
+        distraction: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(cache_dir, quality, seed, format, episodes_per_file)
         if num_episodes < 1:
@@ -54,11 +58,14 @@ class GeneratedDMCDataset(GeneratedDataset):
         self.env_factory = env
         self.num_episodes = num_episodes
         self.policy_kwargs = dict(policy_kwargs or {})
+        self.distraction = dict(distraction) if distraction else None
         probe = env.keywords if hasattr(env, "keywords") else {}
         self._env_name = f"{probe.get('domain', 'dmc')}_{probe.get('task', 'task')}"
 
     @property
     def env_name(self) -> str:
+        if self.distraction:
+            return f"{self._env_name}-{self.distraction['mode']}"
         return self._env_name
 
     @property
@@ -67,10 +74,12 @@ class GeneratedDMCDataset(GeneratedDataset):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "env": _describe_factory(self.env_factory), "num_episodes": self.num_episodes,
-                "policy_kwargs": self.policy_kwargs}
+                "policy_kwargs": self.policy_kwargs, "distraction": self.distraction}
 
     def collect(self, skip_episodes: int) -> Iterator[Episode]:
         env = self.env_factory(seed=self.seed)
+        if self.distraction:
+            env.distractions = make_distractions(env.domain, camera_id=env.camera_id, **self.distraction)
         policy = make_policy(self.quality, env.domain, **self.policy_kwargs)
         try:
             for _ in range(skip_episodes):  # replay resets so episode k sees the same initial state as before

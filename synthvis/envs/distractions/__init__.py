@@ -61,7 +61,8 @@ def make_distractions(
     domain: str,
     mode: str,
     kinds: Sequence[str] = DISTRACTION_KINDS,
-    background_source: BackgroundSource | None = None,
+    background_source: BackgroundSource | str | None = None,
+    background_path: str | None = None,
     seed: int | None = None,
     dynamic: bool = False,
     camera_id: int | None = None,
@@ -69,7 +70,8 @@ def make_distractions(
 ) -> list[Distraction]:
     """The distractions of `kinds` for `mode` (see DISTRACTION_MODES), in DCS's order: background, camera, colour.
 
-    `seed=None` uses V-D4RL's seed for the difficulty; the background defaults to the procedural test split;
+    `seed=None` uses V-D4RL's seed for the difficulty; the background defaults to the procedural test split
+    (a string names a source for `make_background_source`, with `background_path` for folder sources);
     `camera_id` must be the camera the env renders (default: the env's default). Build one list per env:
     each distraction remembers the model it edits.
     """
@@ -79,7 +81,9 @@ def make_distractions(
     parsed = parse_mode(mode, seed)
     distractions: list[Distraction] = []
     if "background" in kinds:
-        source = ProceduralSource(split="test") if background_source is None else background_source
+        source = background_source
+        if source is None or isinstance(source, str):
+            source = make_background_source(source or "procedural", background_path, split=None)
         distractions.append(
             BackgroundDistraction(parsed, domain, source, dynamic=dynamic, texture_size=texture_size)
         )
