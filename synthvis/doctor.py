@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from synthvis.utils.versions import package_versions
 
 
@@ -101,7 +103,7 @@ def check_procgen() -> Check:
         from synthvis.envs.procgen import ProcgenPixelEnv
 
         env = ProcgenPixelEnv("coinrun", split="train", num_envs=1, seed=0)
-        env.reset()
+        env.step(np.zeros(1, dtype=np.int64))
         env.close()
     except Exception as err:  # noqa: BLE001 - any failure means procgen is unusable here
         return Check("procgen", False, f"{type(err).__name__}: {err}",
