@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import synthvis.doctor as doctor
+from synthvis import doctor
 
 
 def test_doctor_passes_on_a_set_up_machine(capsys):

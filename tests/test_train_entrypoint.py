@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *overrides], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *overrides], cwd=cwd, capture_output=True, check=False,
                           text=True, timeout=600)
 
 
