@@ -157,9 +157,9 @@ def test_fdd_mix_keeps_size_and_draws_the_fraction_from_fixed_distraction_data(s
 def test_bad_inputs_raise_clear_errors(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         PixelDataModule(LocalDataset(tmp_path / "nowhere"), cache_dir=tmp_path).prepare_data()
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="empty"):
-        PixelDataModule(LocalDataset(tmp_path / "empty"), cache_dir=tmp_path).prepare_data()
+    (tmp_path / "no_files").mkdir()
+    with pytest.raises(DatasetError, match=r"no_files: holds no \*\.hdf5"):
+        PixelDataModule(LocalDataset(tmp_path / "no_files"), cache_dir=tmp_path).prepare_data()
     with pytest.raises(ValueError, match="val_fraction"):
         PixelDataModule(LocalDataset(tmp_path), val_fraction=1.0)
     with pytest.raises(ValueError, match="fdd_source"):
