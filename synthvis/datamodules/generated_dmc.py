@@ -46,12 +46,15 @@ class GeneratedDMCDataset(GeneratedDataset):
         quality: str = "expert",
         num_episodes: int = 10,
         seed: int = 0,
-        format: str = "vd4rl_hdf5",
+        format: str | None = None,
         cache_dir: str | Path = "data_cache",
         episodes_per_file: int = 10,
         policy_kwargs: dict[str, Any] | None = None,
         distraction: dict[str, Any] | None = None,
     ) -> None:
+        probe = env.keywords if hasattr(env, "keywords") else {}
+        if format is None:  # V-D4RL's convention: 64 px data as DreamerV2 npz episodes, 84 px as HDF5 shards
+            format = "vd4rl_npz" if probe.get("image_size") == 64 else "vd4rl_hdf5"
         super().__init__(cache_dir, quality, seed, format, episodes_per_file)
         if num_episodes < 1:
             raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
@@ -59,7 +62,6 @@ class GeneratedDMCDataset(GeneratedDataset):
         self.num_episodes = num_episodes
         self.policy_kwargs = dict(policy_kwargs or {})
         self.distraction = dict(distraction) if distraction else None
-        probe = env.keywords if hasattr(env, "keywords") else {}
         self._env_name = f"{probe.get('domain', 'dmc')}_{probe.get('task', 'task')}"
 
     @property

@@ -15,6 +15,7 @@ from synthvis.datamodules.formats import iter_episodes
 from synthvis.datamodules.frame_store import FrameStore
 from synthvis.datamodules.sources import DatasetSource
 from synthvis.datamodules.transitions import TransitionDataset, collate_prebatched, valid_rows
+from synthvis.envs.procgen import NUM_ACTIONS
 from synthvis.utils.files import content_key, folder_fingerprint
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,22 @@ class PixelDataModule(L.LightningDataModule):
         val_rows = valid_rows(self.store, self.nstep, val_episodes)
         self.val_set = TransitionDataset([(self.store, val_rows)], self.frame_stack, self.nstep, self.gamma)
         log.info("%s", self.memory_summary())
+
+    @property
+    def obs_shape(self) -> tuple[int, int, int]:
+        """Shape of a stacked observation, (3 * frame_stack, H, W)."""
+        channels, height, width = self.store.layout.frame_shape
+        return (channels * self.frame_stack, height, width)
+
+    @property
+    def action_dim(self) -> int:
+        """Action dimensions (continuous) or number of discrete actions (Procgen's 15)."""
+        return NUM_ACTIONS if self.discrete else int(self.store.layout.action_shape[0])
+
+    @property
+    def discrete(self) -> bool:
+        """Whether actions are integer indices."""
+        return self.store.layout.discrete
 
     def memory_summary(self) -> str:
         """One line: dataset size on disk (memory-mapped) and in RAM, and the transition counts."""

@@ -1,0 +1,31 @@
+"""Seeded random-number generators that live on the batch's device."""
+
+from __future__ import annotations
+
+import torch
+
+
+class SeededGenerators:
+    """One `torch.Generator` per device, each started from the same seed, created on first use.
+
+    Parameters are drawn with the generator of the pixels' device, so a GPU batch never waits on the CPU global
+    RNG and never copies parameters host-to-device (kornia's own augmentations draw on the CPU; users.md §7).
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._seed = seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def seed(self, seed: int) -> None:
+        """Restart every device's stream from `seed`."""
+        self._seed = seed
+        self._generators.clear()
+
+    def __call__(self, device: torch.device) -> torch.Generator:
+        """The generator on `device`, created and seeded the first time that device is seen."""
+        if device not in self._generators:
+            if self._seed is None:
+                # Taken once from the global RNG, so `L.seed_everything` still makes an unseeded run reproducible.
+                self._seed = int(torch.randint(0, 2**62, (1,)).item())
+            self._generators[device] = torch.Generator(device=device).manual_seed(self._seed)
+        return self._generators[device]

@@ -1,0 +1,65 @@
+"""Behaviour cloning on pixels, V-D4RL's BC baseline (conglu1997/v-d4rl drqbc/bcagent.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synthvis.datamodules.transitions import ContinuousBatch
+from synthvis.lightning_modules.actor_agent import ActorAgent
+from synthvis.lightning_modules.components.actor import Actor
+
+
+def bc_loss(actor: Actor, z_pi: torch.Tensor, action: torch.Tensor, std: float,
+            std_clip: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """MSE between a clipped policy sample and the dataset action (V-D4RL bcagent.py update_actor)."""
+    loss = F.mse_loss(actor.distribution(z_pi, std).sample(clip=std_clip), action)
+    return loss, {"bc_loss": loss.detach()}
+
+
+class BC(ActorAgent):
+    """V-D4RL BC: DrQ encoder + actor trained end to end by the BC loss; two Adams (encoder, actor); no critic.
+
+    `augmentation` is applied to obs in training_step: RandomShift(pad=4) for V-D4RL's BC (conf/agent/bc.yaml),
+    None for its noaug_bc.
+    """
+
+    def __init__(
+        self,
+        obs_shape: Sequence[int],
+        action_dim: int,
+        latent_dim: int = 50,
+        hidden_dim: int = 1024,
+        lr: float = 3e-4,
+        std_schedule: str | float = "linear(1.0,0.1,125000)",
+        std_clip: float = 0.3,
+        augmentation: nn.Module | None = None,
+    ) -> None:
+        super().__init__(obs_shape, action_dim, latent_dim, hidden_dim, std_schedule, augmentation)
+        self.save_hyperparameters(ignore=["augmentation"])
+
+    def training_step(self, batch: ContinuousBatch, batch_idx: int) -> None:
+        """One update of the encoder and the actor on the BC loss."""
+        encoder_opt, actor_opt = self.optimizers()
+        std = self.std
+        z_pi = self.actor.trunk(self.encoder(self.augment(batch.obs)))
+        loss, metrics = bc_loss(self.actor, z_pi, batch.action, std, self.hparams.std_clip)
+        encoder_opt.zero_grad(set_to_none=True)
+        actor_opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        actor_opt.step()  # the one counted step of this update
+        self.step_uncounted(encoder_opt)
+        metrics.update(actor_std=std)
+        self.log_dict({f"train/{name}": value for name, value in metrics.items()})
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Two Adams: encoder, actor (V-D4RL bcagent.py BCAgent.__init__)."""
+        lr = self.hparams.lr
+        return [torch.optim.Adam(self.encoder.parameters(), lr=lr), torch.optim.Adam(self.actor.parameters(), lr=lr)]
+
+    def heads(self) -> dict[str, nn.Module]:
+        """The policy MLP."""
+        return {"policy": self.actor.policy}

@@ -1,0 +1,52 @@
+"""Pieces every training stage shares: its Trainer, logger, callbacks, resume point, and portable weights."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def build_trainer(cfg: DictConfig, stage: str, stage_dir: Path, callbacks: list[L.Callback],
+                  **overrides: Any) -> L.Trainer:
+    """The stage's Trainer: config group `trainer`, TensorBoard under <run_dir>/tensorboard/<stage>, checkpoints."""
+    logger = instantiate(cfg.logger, version=stage)
+    checkpoint = instantiate(cfg.callbacks.model_checkpoint, dirpath=str(stage_dir / "checkpoints"))
+    return instantiate(cfg.trainer, logger=logger, callbacks=[checkpoint, *callbacks],
+                       default_root_dir=str(stage_dir), **overrides)
+
+
+def resume_checkpoint(stage_dir: Path) -> str | None:
+    """`last.ckpt` of an interrupted stage, if there is one."""
+    last = stage_dir / "checkpoints" / "last.ckpt"
+    if last.exists():
+        log.info("resuming from %s", last)
+        return str(last)
+    return None
+
+
+def save_weights(path: Path, module: torch.nn.Module, config: DictConfig, **extra: Any) -> None:
+    """Portable weights: the state dict plus the resolved config that rebuilds the module (loads on CPU)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    payload = {"state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+               "config": OmegaConf.to_container(config, resolve=True), **extra}
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_weights(path: Path, **overrides: Any) -> torch.nn.Module:
+    """Rebuild a module saved by `save_weights` and load its state dict (on CPU)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run the stage that writes it first (see `stages=[...]`)")
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    module = instantiate(OmegaConf.create(payload["config"]), **overrides)
+    module.load_state_dict(payload["state_dict"])
+    return module
