@@ -151,15 +151,15 @@ class EvaluationCallback(L.Callback):
         self.last_results: dict[str, list[float]] | None = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        """Periodic evaluation, keyed on the agent's own update counter."""
-        updates = getattr(pl_module, "num_updates", trainer.global_step)
+        """Periodic evaluation; synthvis agents advance global_step once per update."""
+        updates = trainer.global_step
         if self.every_n_updates > 0 and updates > 0 and updates % self.every_n_updates == 0:
             self._run(trainer, pl_module, updates)
 
     def on_train_end(self, trainer: L.Trainer, pl_module) -> None:
         """Final evaluation, written to `output`."""
         if self.at_end:
-            updates = getattr(pl_module, "num_updates", trainer.global_step)
+            updates = trainer.global_step
             results = self._run(trainer, pl_module, updates)
             if results is not None and self.output is not None:
                 write_eval_json(self.output, results, self.evaluator, updates)

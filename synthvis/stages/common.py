@@ -42,11 +42,11 @@ def save_weights(path: Path, module: torch.nn.Module, config: DictConfig, **extr
     tmp.replace(path)
 
 
-def load_weights(path: Path, **overrides: Any) -> torch.nn.Module:
-    """Rebuild a module saved by `save_weights` and load its state dict (on CPU)."""
+def load_weights(path: Path, **overrides: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a module saved by `save_weights` and load its state dict (on CPU); also return the extras."""
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the stage that writes it first (see `stages=[...]`)")
     payload = torch.load(path, map_location="cpu", weights_only=False)
-    module = instantiate(OmegaConf.create(payload["config"]), **overrides)
-    module.load_state_dict(payload["state_dict"])
-    return module
+    module = instantiate(OmegaConf.create(payload.pop("config")), **overrides)
+    module.load_state_dict(payload.pop("state_dict"))
+    return module, payload

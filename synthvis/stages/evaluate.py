@@ -31,14 +31,14 @@ def final_agent_weights(run_dir: Path) -> Path:
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Evaluate, log to TensorBoard, and write <run_dir>/eval.json."""
     weights = final_agent_weights(run_dir)
-    agent = load_weights(weights)
+    agent, extras = load_weights(weights)
     if cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         agent = agent.cuda()
     evaluator: ZeroShotEvaluator = instantiate(cfg.eval)
     logger = instantiate(cfg.logger, version="eval")
     results = evaluator.evaluate(agent, log_video=None)
     summary = summarize(results)
-    step = int(getattr(agent, "num_updates", 0))
+    step = int(extras.get("updates", 0))
     logger.log_metrics({f"eval/{name}/return_{stat}": s[f"return_{stat}"] for name, s in summary.items()
                         for stat in ("mean", "std")}, step=step)
     logger.finalize("success")
