@@ -293,3 +293,14 @@ def test_augment_configs_instantiate(name):
         assert list(augmentation.ops) == expected[name] and augmentation.p == 0.5
         out = augmentation(continuous_batch(random_obs()))
         assert out.obs.dtype == torch.uint8
+
+
+def test_augmentation_survives_a_process_spawn_and_restarts_its_stream():
+    import pickle
+
+    from synthvis.datamodules.augmentations import SeededGenerators
+
+    generators = SeededGenerators(seed=5)
+    first = torch.rand(3, generator=generators(torch.device("cpu")))
+    clone = pickle.loads(pickle.dumps(generators))  # what DDP spawn and DataLoader workers do
+    torch.testing.assert_close(torch.rand(3, generator=clone(torch.device("cpu"))), first)

@@ -21,11 +21,19 @@ class SeededGenerators:
         self._seed = seed
         self._generators.clear()
 
+    def __getstate__(self) -> dict:
+        # torch.Generator objects cannot cross a process spawn (DDP spawn, DataLoader workers); the seed can.
+        return {"_seed": self._seed, "_generators": {}}
+
     def __call__(self, device: torch.device) -> torch.Generator:
-        """The generator on `device`, created and seeded the first time that device is seen."""
+        """The generator on `device`, created and seeded the first time that device is seen.
+
+        Under torch.distributed each rank offsets the seed by its rank, so ranks draw independent parameters.
+        """
         if device not in self._generators:
             if self._seed is None:
                 # Taken once from the global RNG, so `L.seed_everything` still makes an unseeded run reproducible.
                 self._seed = int(torch.randint(0, 2**62, (1,)).item())
-            self._generators[device] = torch.Generator(device=device).manual_seed(self._seed)
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            self._generators[device] = torch.Generator(device=device).manual_seed(self._seed + rank)
         return self._generators[device]

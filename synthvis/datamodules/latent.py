@@ -1,0 +1,108 @@
+"""LatentDataModule: packed latent transitions for training the diffusion model (SynthER's data side)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from synthvis.datamodules.latent_extraction import load_latents
+from synthvis.datamodules.latent_layout import LatentLayout
+from synthvis.datamodules.transitions import collate_prebatched
+from synthvis.lightning_modules.components.normalizer import StandardNormalizer
+
+LARGE_DATASET_ROWS = 800_000  # SynthER: batch 1024 from this many rows on, 256 below
+
+
+def default_batch_size(num_rows: int) -> int:
+    """SynthER's rule: train_batch_size 1024 for datasets of >= 800k rows, else small_batch_size 256."""
+    return 1024 if num_rows >= LARGE_DATASET_ROWS else 256
+
+
+class LatentRows(Dataset):
+    """Selected rows of an (N, D) array (memory-mapped or in RAM); `__getitems__` gathers a (B, D) float32 batch."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray) -> None:
+        self.array, self.rows = array, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self.array[self.rows[np.asarray(indices)]], dtype=np.float32))
+
+
+class LatentDataModule(L.LightningDataModule):
+    """Batches of raw (unnormalized) (B, D) float32 latent transitions, and the normalizer of the training rows.
+
+    `data` is a folder written by `save_latents` (its layout.json is used) or an (N, D) array with its `layout`.
+    `setup` splits rows at random with `seed` into train / validation and fits `normalizer` on the training
+    rows, leaving the layout's terminal dims unnormalized; the diffusion module normalizes batches with it (so
+    the statistics are saved with the model). `batch_size=None` follows SynthER's size rule on all N rows.
+    """
+
+    def __init__(
+        self,
+        data: str | Path | np.ndarray,
+        layout: LatentLayout | None = None,
+        batch_size: int | None = None,
+        val_fraction: float = 0.05,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"latent val_fraction must be in [0, 1), got {val_fraction}")
+        if isinstance(data, np.ndarray) and layout is None:
+            raise ValueError("LatentDataModule needs the layout of an in-memory array")
+        self.data, self.layout = data, layout
+        self.batch_size, self.val_fraction = batch_size, val_fraction
+        self.num_workers, self.seed = num_workers, seed
+        self.normalizer: StandardNormalizer | None = None
+        self.train_set: LatentRows | None = None
+        self.val_set: LatentRows | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the latents, split the rows, pick the batch size and fit the normalizer."""
+        if self.train_set is not None:
+            return
+        array = self.data
+        if not isinstance(array, np.ndarray):
+            array, stored = load_latents(self.data)
+            if self.layout is not None and self.layout != stored:
+                raise ValueError(f"{self.data}: stored layout {stored.names} differs from the given {self.layout.names}")
+            self.layout = stored
+        if array.ndim != 2 or array.shape[1] != self.layout.dim:
+            raise ValueError(f"expected (N, {self.layout.dim}) latent transitions, got shape {array.shape}")
+        order = np.random.default_rng(self.seed).permutation(len(array))
+        num_val = round(self.val_fraction * len(array))
+        # Sorted rows keep reads from a memory-mapped file sequential.
+        self.train_set = LatentRows(array, np.sort(order[num_val:]))
+        self.val_set = LatentRows(array, np.sort(order[:num_val]))
+        self.batch_size = self.batch_size or default_batch_size(len(array))
+        self.normalizer = StandardNormalizer.fit(self.train_set.__getitems__(range(len(self.train_set))),
+                                                 self.layout.skip_norm_dims)
+
+    def _loader(self, dataset: LatentRows, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=shuffle,
+                          num_workers=self.num_workers, collate_fn=collate_prebatched,
+                          generator=torch.Generator().manual_seed(self.seed),
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled full batches of training rows."""
+        if len(self.train_set) < self.batch_size:
+            raise ValueError(f"only {len(self.train_set)} training latents for batch_size={self.batch_size}; "
+                             "lower the batch size or extract more transitions")
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        """Held-out rows in order; empty when val_fraction is 0."""
+        return self._loader(self.val_set, shuffle=False) if len(self.val_set) else []

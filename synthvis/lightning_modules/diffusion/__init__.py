@@ -1,0 +1,1 @@
+"""EDM diffusion math as pure functions (edm.py) and the samplers built on it (samplers.py)."""

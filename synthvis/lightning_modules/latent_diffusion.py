@@ -1,0 +1,154 @@
+"""SynthER's EDM diffusion model of latent transitions as a LightningModule: train, validate, sample from the EMA."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from synthvis.lightning_modules.components.ema import EMA
+from synthvis.lightning_modules.components.normalizer import StandardNormalizer
+from synthvis.lightning_modules.diffusion.edm import edm_loss, precondition
+from synthvis.lightning_modules.diffusion.samplers import Sampler
+
+
+def batch_seed(seed: int, index: int) -> int:
+    """An independent 64-bit seed for sampling batch `index` of a run seeded with `seed` (numpy SeedSequence)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0])
+
+
+def _sync_skip_dims(module: LatentDiffusion, incompatible_keys: object) -> None:
+    """After load_state_dict: the normalizer's skip_dims list from the saved mask (a plain list is not saved)."""
+    module.normalizer.skip_dims = module.skip_dims
+
+
+class LatentDiffusion(L.LightningModule):
+    """EDM (Karras et al. 2022) with SynthER's settings on (B, d_in) float rows of latent transitions.
+
+    Training normalizes each batch with the fitted normalizer and minimizes the EDM loss; AdamW with a cosine LR
+    over `max_steps` (stepped every update), global-norm gradient clipping at `grad_clip`, and an EMA of the
+    denoiser updated after every step (ema_pytorch warm-up). `sample` draws from the EMA weights.
+
+    The normalizer: build the module, then `set_normalizer(StandardNormalizer.fit(train_rows, skip_dims))`
+    before `fit`. Its mean / std and a `skip_mask` of the skipped dims are buffers of this module, so a
+    checkpoint or `state_dict` carries them and `load_state_dict` into a freshly built module (same config)
+    restores them without re-fitting. `fit` refuses to start with an unfitted normalizer.
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        denoiser: nn.Module,
+        sigma_data: float = 1.0,
+        p_mean: float = -1.2,
+        p_std: float = 1.2,
+        lr: float = 3e-4,
+        betas: Sequence[float] = (0.9, 0.99),
+        weight_decay: float = 0.0,
+        max_steps: int | None = None,
+        grad_clip: float | None = 1.0,
+        ema_decay: float = 0.995,
+        ema_update_every: int = 10,
+        ema_update_after_step: int = 100,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["denoiser"])
+        self.denoiser = denoiser
+        self.ema = EMA(denoiser, ema_decay, ema_update_every, ema_update_after_step)
+        self.normalizer = StandardNormalizer(d_in)
+        self.register_buffer("skip_mask", torch.zeros(d_in, dtype=torch.bool))
+        self.register_buffer("normalizer_fitted", torch.tensor(False))
+        self.register_load_state_dict_post_hook(_sync_skip_dims)
+
+    @property
+    def skip_dims(self) -> list[int]:
+        """Dimensions the normalizer leaves unchanged (terminal flags)."""
+        return self.skip_mask.nonzero().flatten().tolist()
+
+    def set_normalizer(self, normalizer: StandardNormalizer) -> None:
+        """Take the statistics and skip_dims of a fitted normalizer (copied into this module's buffers)."""
+        if normalizer.mean.shape != self.normalizer.mean.shape:
+            raise ValueError(f"normalizer of {normalizer.mean.numel()} dims for a {self.hparams.d_in}-dim model")
+        self.normalizer.load_state_dict(normalizer.state_dict())
+        self.skip_mask.zero_()
+        self.skip_mask[list(normalizer.skip_dims)] = True
+        self.normalizer.skip_dims = self.skip_dims
+        self.normalizer_fitted.fill_(True)
+
+    def on_fit_start(self) -> None:
+        """Refuse to train on unnormalized data (the statistics come from `set_normalizer` or a checkpoint)."""
+        if not self.normalizer_fitted:
+            raise RuntimeError("LatentDiffusion has no fitted normalizer: call "
+                               "set_normalizer(StandardNormalizer.fit(train_rows, skip_dims)) before fit")
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        """EDM loss of a (B, d_in) batch of raw rows."""
+        hp = self.hparams
+        loss = edm_loss(self.denoiser, self.normalizer.normalize(batch), hp.sigma_data, hp.p_mean, hp.p_std)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+        return loss
+
+    def on_train_batch_end(self, outputs: object, batch: torch.Tensor, batch_idx: int) -> None:
+        """One EMA update per optimizer step (SynthER calls ema.update() after every step)."""
+        self.ema.update(self.denoiser)
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        """EDM loss of held-out rows for the online and the EMA denoiser (`val/loss`, `val/loss_ema`).
+
+        The noise levels and noise are seeded by batch index, so successive validations see the same draws and
+        their losses differ only through the weights.
+        """
+        hp = self.hparams
+        x0 = self.normalizer.normalize(batch)
+        for name, net in (("loss", self.denoiser), ("loss_ema", self.ema.model)):
+            generator = torch.Generator(self.device).manual_seed(batch_idx)
+            loss = edm_loss(net, x0, hp.sigma_data, hp.p_mean, hp.p_std, generator)
+            self.log(f"val/{name}", loss, prog_bar=name == "loss", sync_dist=True)
+
+    def configure_optimizers(self) -> dict:
+        """AdamW (SynthER: lr 3e-4, betas (0.9, 0.99), no weight decay) and a per-step cosine LR to 0."""
+        hp = self.hparams
+        max_steps = hp.max_steps if hp.max_steps is not None else self.trainer.max_steps
+        if max_steps is None or max_steps <= 0:
+            raise ValueError("the cosine LR needs a length: set LatentDiffusion(max_steps=...) or Trainer(max_steps=...)")
+        params = [p for p in self.denoiser.parameters() if p.requires_grad]  # not the frozen Fourier features
+        optimizer = torch.optim.AdamW(params, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Clip the global gradient norm at `grad_clip` (SynthER: 1.0) unless the Trainer sets its own clipping."""
+        if gradient_clip_val is None and self.hparams.grad_clip is not None:
+            gradient_clip_val, gradient_clip_algorithm = self.hparams.grad_clip, "norm"
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    @torch.inference_mode()
+    def sample(self, num_samples: int, sampler: Sampler, batch_size: int = 4096, seed: int = 0, rank: int = 0,
+               world_size: int = 1, progress: bool = True) -> torch.Tensor:
+        """`num_samples` rows in the data's scale, from the EMA denoiser, on the CPU.
+
+        Rows are drawn in batches of `batch_size` on this module's device. Batch i uses its own generator seeded
+        with batch_seed(seed, i), so (seed, batch_size) fix the samples on a given device type. To split the
+        work across DDP ranks, call with rank=trainer.global_rank, world_size=trainer.world_size: rank r draws
+        batches r, r + world_size, ...; putting every rank's batches back in batch order (all_gather) gives
+        exactly the single-process result.
+        """
+        if not self.normalizer_fitted:
+            raise RuntimeError("LatentDiffusion has no fitted normalizer: train it or load a trained state dict")
+        denoise = functools.partial(precondition, self.ema.model, sigma_data=self.hparams.sigma_data)
+        batches = list(enumerate(range(0, num_samples, batch_size)))[rank::world_size]
+        chunks = [torch.empty(0, self.hparams.d_in)]
+        with tqdm(total=len(batches) * sampler.num_steps, desc="sampling", unit="step", disable=not progress) as bar:
+            for index, start in batches:
+                generator = torch.Generator(self.device).manual_seed(batch_seed(seed, index))
+                rows = min(batch_size, num_samples - start)
+                x = sampler(denoise, (rows, self.hparams.d_in), generator, callback=lambda _: bar.update())
+                chunks.append(self.normalizer.unnormalize(x).cpu())
+        return torch.cat(chunks)
