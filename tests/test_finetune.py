@@ -9,6 +9,8 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from synthvis.datamodules.frame_store import FrameStore
 from synthvis.datamodules.latent_extraction import extract_latents
@@ -20,7 +22,7 @@ from synthvis.lightning_modules.discrete_cql import DiscreteCQL
 from synthvis.lightning_modules.drqbc import DrQBC
 from synthvis.lightning_modules.head_finetune import HeadFinetune
 from synthvis.lightning_modules.offline_agent import OfflineAgent
-from tests.helpers import make_episode
+from tests.helpers import CONF_DIR, make_episode
 
 SIZE, ACTIONS = 24, 2
 OBS = (9, SIZE, SIZE)
@@ -194,3 +196,21 @@ def test_finetune_rejects_a_layout_that_is_not_the_agents():
         HeadFinetune(agent, procgen_layout(8, 15))
     with pytest.raises(ValueError, match="discount"):
         HeadFinetune(agent, dmc_layout(8, ACTIONS))
+
+
+def test_configs_instantiate_with_a_layout_object(tmp_path):
+    # The group files on their own (train.yaml's defaults list is the stages' business); Hydra's instantiate
+    # turns a dataclass argument into a DictConfig, which the modules take back as a layout.
+    cfg = OmegaConf.create({"seed": 3, "finetune": OmegaConf.load(CONF_DIR / "finetune" / "default.yaml"),
+                            "upsample": OmegaConf.load(CONF_DIR / "upsample" / "default.yaml")})
+    agent = DrQBC(OBS, ACTIONS, **TINY)
+    layout = dmc_layout(8, ACTIONS, discount=0.97)
+    rows = np.zeros((300, layout.dim), np.float32)
+    module = instantiate(cfg.finetune.module, agent=agent, layout=layout, base_updates=10)
+    assert module.layout == layout and module.agent is agent and module.hparams.base_updates == 10
+    data = instantiate(cfg.finetune.datamodule, real=rows, synthetic=rows, layout=layout)
+    assert (data.num_real, data.num_synthetic, data.seed) == (128, 128, 3)
+    latents = instantiate(cfg.upsample.datamodule, data=rows, layout=layout)
+    latents.setup()
+    assert latents.layout == layout and latents.batch_size == 256
+    assert cfg.upsample.num_samples > 0 and cfg.upsample.latent.augmented_views == 0

@@ -13,7 +13,13 @@ from synthvis.datamodules.formats.episode import Episode
 from synthvis.datamodules.frame_store import FrameStore
 from synthvis.datamodules.latent import LatentDataModule, default_batch_size
 from synthvis.datamodules.latent_extraction import LATENTS_FILE, extract_latents, load_latents, save_latents
-from synthvis.datamodules.latent_layout import Field, LatentLayout, dmc_layout, layout_for_agent, procgen_layout
+from synthvis.datamodules.latent_layout import (
+    Field,
+    LatentLayout,
+    dmc_layout,
+    layout_for_agent,
+    procgen_layout,
+)
 from synthvis.datamodules.transitions import TransitionDataset, valid_rows
 from synthvis.datamodules.upsampled import UpsampledDataModule
 from synthvis.lightning_modules.bc import BC
@@ -42,14 +48,12 @@ def random_fields(layout: LatentLayout, n: int, seed: int = 0) -> dict[str, np.n
     fields = {}
     for field in layout.fields:
         shape = (n,) if field.scalar else (n, field.size)
-        fields[field.name] = {
-            "tanh": lambda: rng.uniform(-1, 1, shape),
-            "relu": lambda: rng.uniform(0, 3, shape),
-            "action": lambda: rng.uniform(-1, 1, shape),
-            "onehot": lambda: rng.integers(0, field.size, n),
-            "scalar": lambda: rng.normal(size=shape),
-            "terminal": lambda: rng.integers(0, 2, shape),
-        }[field.kind]().astype(np.int64 if field.kind == "onehot" else np.float32)
+        if field.kind == "onehot":
+            fields[field.name] = rng.integers(0, field.size, n)
+        elif field.kind == "terminal":
+            fields[field.name] = rng.integers(0, 2, shape).astype(np.float32)
+        else:  # latents, actions and rewards in [-1, 1) ([0, 1) for ReLU latents)
+            fields[field.name] = rng.uniform(0.0 if field.kind == "relu" else -1.0, 1.0, shape).astype(np.float32)
     return fields
 
 
@@ -168,6 +172,13 @@ def test_extraction_matches_hand_computed_latents(dmc_data):
         reward = sum(GAMMA**k * store.reward[row + 1 + k] for k in range(3))  # n-step: r_{t+1} .. r_{t+3}
         assert fields["reward"][item] == pytest.approx(reward, rel=1e-6)
         np.testing.assert_array_equal(fields["action"][item], store.action[row + 1])
+
+
+def test_extraction_refuses_continuous_terminals(tmp_path):
+    store = FrameStore.build([make_episode(8, action_dim=ACTIONS, size=SIZE, terminal=True)], tmp_path / "store")
+    dataset = TransitionDataset([(store, valid_rows(store, 3))], STACK, nstep=3, gamma=GAMMA)
+    with pytest.raises(ValueError, match="no terminals"):
+        extract_latents(DrQBC((3 * STACK, SIZE, SIZE), ACTIONS, **TINY), dataset, progress=False)
 
 
 def test_augmented_views_change_latents_and_share_parameters(tmp_path):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from synthvis.datamodules.latent_extraction import load_latents
-from synthvis.datamodules.latent_layout import LatentLayout
+from synthvis.datamodules.latent_layout import LatentLayout, as_layout
 from synthvis.datamodules.transitions import collate_prebatched
 from synthvis.lightning_modules.components.normalizer import StandardNormalizer
 
@@ -51,7 +52,7 @@ class LatentDataModule(L.LightningDataModule):
     def __init__(
         self,
         data: str | Path | np.ndarray,
-        layout: LatentLayout | None = None,
+        layout: LatentLayout | Mapping[str, Any] | None = None,
         batch_size: int | None = None,
         val_fraction: float = 0.05,
         num_workers: int = 0,
@@ -62,7 +63,7 @@ class LatentDataModule(L.LightningDataModule):
             raise ValueError(f"latent val_fraction must be in [0, 1), got {val_fraction}")
         if isinstance(data, np.ndarray) and layout is None:
             raise ValueError("LatentDataModule needs the layout of an in-memory array")
-        self.data, self.layout = data, layout
+        self.data, self.layout = data, None if layout is None else as_layout(layout)
         self.batch_size, self.val_fraction = batch_size, val_fraction
         self.num_workers, self.seed = num_workers, seed
         self.normalizer: StandardNormalizer | None = None

@@ -53,6 +53,8 @@ def extract_latents(
         for start in range(0, num, batch_size):
             batch = dataset.__getitems__(range(start, min(start + batch_size, num)))
             batch = type(batch)(*(field.to(device) for field in batch))
+            if isinstance(batch, ContinuousBatch):
+                check_constant_discount(batch, layout.discount, start)
             for view in range(1 + views):
                 obs, next_obs = augmented_view(batch, augmentation, generator) if view else (batch.obs, batch.next_obs)
                 row = view * num + start
@@ -60,6 +62,13 @@ def extract_latents(
                 bar.update(len(obs))
     agent.train(was_training)
     return out, layout
+
+
+def check_constant_discount(batch: ContinuousBatch, discount: float, start: int) -> None:
+    """Refuse DMC data with terminals: the layout stores gamma^n once instead of a terminal field, so they would be lost."""
+    if not torch.allclose(batch.discount, torch.full_like(batch.discount, discount)):
+        raise ValueError(f"transitions {start}..{start + len(batch.obs) - 1} have discounts other than "
+                         f"gamma^n = {discount:.6g}: continuous-action datasets must have no terminals")
 
 
 def augmented_view(batch: ContinuousBatch | DiscreteBatch, augmentation: PixelAugmentation,

@@ -137,6 +137,12 @@ class LatentLayout:
                              f"got shape {tuple(x.shape)}")
 
 
+def as_layout(layout: LatentLayout | Mapping[str, Any]) -> LatentLayout:
+    """`layout` itself, or the layout its `to_dict` form describes (Hydra's instantiate passes a dataclass
+    argument on as such a mapping)."""
+    return layout if isinstance(layout, LatentLayout) else LatentLayout.from_dict(layout)
+
+
 def _block(field: Field, value: Array) -> Array:
     """`value` as an (N, field.size) float32 block."""
     if field.kind == "onehot" and value.ndim == 1:

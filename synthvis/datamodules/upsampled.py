@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from synthvis.datamodules.latent_layout import LatentLayout
+from synthvis.datamodules.latent_layout import LatentLayout, as_layout
 
 
 class MixedBatches(IterableDataset):
@@ -44,7 +45,7 @@ class UpsampledDataModule(L.LightningDataModule):
         self,
         real: np.ndarray | None,
         synthetic: np.ndarray | None,
-        layout: LatentLayout,
+        layout: LatentLayout | Mapping[str, Any],
         batch_size: int = 256,
         synthetic_ratio: float = 0.5,
         seed: int = 0,
@@ -54,6 +55,7 @@ class UpsampledDataModule(L.LightningDataModule):
             raise ValueError(f"finetune.synthetic_ratio must be in [0, 1], got {synthetic_ratio}")
         if batch_size < 1:
             raise ValueError(f"fine-tuning batch_size must be >= 1, got {batch_size}")
+        layout = as_layout(layout)
         self.num_synthetic = round(synthetic_ratio * batch_size)
         self.num_real = batch_size - self.num_synthetic
         for name, array, count in (("real", real, self.num_real), ("synthetic", synthetic, self.num_synthetic)):

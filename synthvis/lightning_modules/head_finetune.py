@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 
-from synthvis.datamodules.latent_layout import LatentLayout, layout_for_agent
+from synthvis.datamodules.latent_layout import LatentLayout, as_layout, layout_for_agent
 from synthvis.lightning_modules.actor_agent import ActorAgent
 from synthvis.lightning_modules.bc import BC, bc_loss
 from synthvis.lightning_modules.discrete_cql import DiscreteCQL, cql_loss
@@ -40,11 +41,12 @@ class HeadFinetune(L.LightningModule):
 
     step_uncounted = ActorAgent.step_uncounted  # the pixel agents' rule: one counted optimizer step per update
 
-    def __init__(self, agent: OfflineAgent, layout: LatentLayout, lr: float = 3e-4, base_updates: int = 0,
+    def __init__(self, agent: OfflineAgent, layout: LatentLayout | Mapping[str, Any], lr: float = 3e-4, base_updates: int = 0,
                  target_update_every: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["agent", "layout"])
         self.automatic_optimization = False
+        layout = as_layout(layout)
         expected = layout_for_agent(agent, layout.discount)
         if expected != layout:
             raise ValueError(f"latent layout {layout.to_dict()} does not match {type(agent).__name__}'s latents "

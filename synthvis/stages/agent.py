@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from synthvis.datamodules.augmentations import augmentation_grid
 from synthvis.datamodules.pixel import PixelDataModule
-from synthvis.stages.common import build_trainer, resume_checkpoint, save_weights
+from synthvis.stages.common import ExportWeights, build_trainer, load_weights, resume_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise ValueError(f"agent {agent_cfg._target_} cannot train on {kind} actions: use agent="
                          f"{'cql' if datamodule.discrete else 'drqbc'}")
     evaluation = instantiate(cfg.callbacks.evaluation, output=str(stage_dir / "eval.json"))
-    trainer = build_trainer(cfg, "agent", stage_dir, [evaluation], max_steps=cfg.steps.agent)
+    weights = stage_dir / "agent.pt"
+    trainer = build_trainer(cfg, "agent", stage_dir, [evaluation, ExportWeights(weights, agent_cfg)],
+                            max_steps=cfg.steps.agent)
     log.info("training %s for %d updates at batch %d on %s", agent_cfg._target_.rsplit(".", 1)[-1],
              cfg.steps.agent, datamodule.batch_size, trainer.strategy.root_device)
     if trainer.is_global_zero and resume_checkpoint(stage_dir) is None:
         log_augmentations(trainer, datamodule)
     trainer.fit(agent, datamodule=datamodule, ckpt_path=resume_checkpoint(stage_dir))
-    save_weights(stage_dir / "agent.pt", agent, agent_cfg, updates=trainer.global_step)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     periodic = stage_dir / "eval.json"
-    return {"updates": trainer.global_step, "weights": str(stage_dir / "agent.pt"), "metrics": metrics,
+    return {"updates": load_weights(weights)[1]["updates"], "weights": str(weights), "metrics": metrics,
             "eval": json.loads(periodic.read_text())["envs"] if periodic.exists() else None}

@@ -42,6 +42,22 @@ def save_weights(path: Path, module: torch.nn.Module, config: DictConfig, **extr
     tmp.replace(path)
 
 
+class ExportWeights(L.Callback):
+    """Writes the trained module's portable weights at the end of training, from global rank 0.
+
+    Done inside the training process so that every strategy (including DDP spawn, whose workers' state never
+    returns to the launching process) leaves the same file with the true update count.
+    """
+
+    def __init__(self, path: Path, config: DictConfig) -> None:
+        self.path, self.config = path, config
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Save on rank 0."""
+        if trainer.is_global_zero:
+            save_weights(self.path, pl_module, self.config, updates=trainer.global_step)
+
+
 def load_weights(path: Path, **overrides: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild a module saved by `save_weights` and load its state dict (on CPU); also return the extras."""
     if not path.exists():
