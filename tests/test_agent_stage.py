@@ -33,15 +33,16 @@ def scalar_tags(event_dir: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_data_agent_eval_pipeline_writes_every_artifact(tmp_path):
-    result = run_train(tmp_path, "stages=[data,agent,eval]", "steps.agent=20")
+@pytest.mark.parametrize(("agent", "loss"), [("drqbc", "train/critic_loss"), ("bc", "train/actor_loss")])
+def test_data_agent_eval_pipeline_writes_every_artifact(tmp_path, agent, loss):
+    result = run_train(tmp_path, "stages=[data,agent,eval]", "steps.agent=20", f"agent={agent}", "eval.video=true")
     assert result.returncode == 0, result.stderr[-4000:]
     run = tmp_path / "run"
     assert (run / "agent" / "checkpoints" / "last.ckpt").exists()
     assert (run / "agent" / "agent.pt").exists()
     tags = scalar_tags(run / "tensorboard" / "agent")
-    assert {"train/critic_loss", "train/actor_loss", "eval/train/return_mean", "eval/hard/return_mean"} <= tags
-    assert "augment/original_vs_augmented" in tags
+    assert {loss, "train/actor_loss", "eval/train/return_mean", "eval/hard/return_mean"} <= tags
+    assert {"augment/original_vs_augmented", "eval/train/video", "eval/hard/video"} <= tags
     evaluation = json.loads((run / "eval.json").read_text())
     assert set(evaluation["envs"]) == {"train", "hard"}
     assert all(len(env["returns"]) == 2 for env in evaluation["envs"].values())

@@ -31,6 +31,8 @@ PROCGEN_SIZE = 16
 TINY_CQL = {"latent_dim": 16, "channels": (4, 8, 8)}
 HEAD_PREFIXES = ("actor.policy.", "critic.Q1.", "critic.Q2.", "critic_target.Q1.", "critic_target.Q2.", "q.head.",
                  "q_target.head.")
+# HeadFinetune keeps its frozen modules in eval mode on purpose.
+pytestmark = pytest.mark.filterwarnings(r"ignore:Found \d+ module\(s\) in eval mode")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -190,7 +190,8 @@ def test_augmented_views_change_latents_and_share_parameters(tmp_path):
     store = FrameStore.build([episode], tmp_path / "store")
     dataset = TransitionDataset([(store, valid_rows(store, 1))], STACK, nstep=1, gamma=GAMMA)
     agent = DrQBC((3 * STACK, SIZE, SIZE), ACTIONS, **TINY)
-    augmentation = PixelAugmentation({"jitter": ColorJitter(), "rotation": Rotation("continuous", max_degrees=30.0)}, p=1.0)
+    ops = {"jitter": ColorJitter(), "rotation": Rotation("continuous", max_degrees=30.0)}
+    augmentation = PixelAugmentation(ops, p=1.0)
     array, layout = extract_latents(agent, dataset, batch_size=4, augmentation=augmentation, views=2, seed=3,
                                     progress=False)
     num = len(dataset)

@@ -78,7 +78,8 @@ class LatentDataModule(L.LightningDataModule):
         if not isinstance(array, np.ndarray):
             array, stored = load_latents(self.data)
             if self.layout is not None and self.layout != stored:
-                raise ValueError(f"{self.data}: stored layout {stored.names} differs from the given {self.layout.names}")
+                raise ValueError(f"{self.data}: stored layout {stored.to_dict()} differs from the given "
+                                 f"{self.layout.to_dict()}")
             self.layout = stored
         if array.ndim != 2 or array.shape[1] != self.layout.dim:
             raise ValueError(f"expected (N, {self.layout.dim}) latent transitions, got shape {array.shape}")

@@ -65,7 +65,7 @@ def extract_latents(
 
 
 def check_constant_discount(batch: ContinuousBatch, discount: float, start: int) -> None:
-    """Refuse DMC data with terminals: the layout stores gamma^n once instead of a terminal field, so they would be lost."""
+    """Refuse DMC data with terminals: the layout stores gamma^n once instead of a terminal field."""
     if not torch.allclose(batch.discount, torch.full_like(batch.discount, discount)):
         raise ValueError(f"transitions {start}..{start + len(batch.obs) - 1} have discounts other than "
                          f"gamma^n = {discount:.6g}: continuous-action datasets must have no terminals")

@@ -41,8 +41,8 @@ class HeadFinetune(L.LightningModule):
 
     step_uncounted = ActorAgent.step_uncounted  # the pixel agents' rule: one counted optimizer step per update
 
-    def __init__(self, agent: OfflineAgent, layout: LatentLayout | Mapping[str, Any], lr: float = 3e-4, base_updates: int = 0,
-                 target_update_every: int | None = None) -> None:
+    def __init__(self, agent: OfflineAgent, layout: LatentLayout | Mapping[str, Any], lr: float = 3e-4,
+                 base_updates: int = 0, target_update_every: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["agent", "layout"])
         self.automatic_optimization = False
@@ -51,6 +51,7 @@ class HeadFinetune(L.LightningModule):
         if expected != layout:
             raise ValueError(f"latent layout {layout.to_dict()} does not match {type(agent).__name__}'s latents "
                              f"{expected.to_dict()}; extract the latents with this agent")
+        # Per agent class: its update, and the head groups of its optimizers (the counted one first).
         steps: dict[type, tuple[Callable[[dict[str, torch.Tensor]], Metrics], tuple[tuple[str, ...], ...]]] = {
             DrQBC: (self._drqbc_step, (("q1", "q2"), ("policy",))),
             BC: (self._bc_step, (("policy",),)),

@@ -1,9 +1,13 @@
 """Pipeline stages by name, in the order DESIGN.md lists them."""
 
-from synthvis.stages import agent, data, evaluate
+from synthvis.stages import agent, data, diffusion, evaluate, finetune, latents, sample
 
 STAGES = {
     "data": data.run,
     "agent": agent.run,
+    "latents": latents.run,
+    "diffusion": diffusion.run,
+    "sample": sample.run,
+    "finetune": finetune.run,
     "eval": evaluate.run,
 }
