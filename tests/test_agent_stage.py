@@ -83,3 +83,53 @@ def test_discrete_cql_on_procgen_through_train_py(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert set(evaluation["envs"]) == {"train", "test_levels", "test_levels_no_backgrounds"}
+
+
+UPSAMPLING = ["stages=[data,agent,latents,diffusion,sample,finetune,eval]", "steps.agent=10", "steps.diffusion=20",
+              "steps.finetune=10", "diffusion.denoiser.width=64", "upsample.num_samples=300", "sampler=heun",
+              "sampler.num_steps=8", "finetune.datamodule.batch_size=32"]
+
+
+@pytest.mark.slow
+def test_upsampling_pipeline_writes_every_artifact_and_keeps_the_encoder_frozen(tmp_path):
+    import torch
+
+    result = run_train(tmp_path, *UPSAMPLING, "upsample.latent.augmented_views=1")
+    assert result.returncode == 0, result.stderr[-4000:]
+    run = tmp_path / "run"
+    layout = json.loads((run / "latents" / "layout.json").read_text())
+    assert sum(field["size"] for field in layout["fields"]) == 4 * 50 + 2 + 1  # 4F + |A| + 1
+    import numpy as np
+
+    real = np.load(run / "latents" / "latents.npy")
+    synthetic = np.load(run / "synthetic" / "latents.npy")
+    assert real.shape[1] == synthetic.shape[1] == 203 and len(synthetic) == 300
+    reward_column = 50 + 50 + 2
+    assert np.abs(np.delete(synthetic, reward_column, axis=1)).max() <= 1.0  # tanh latents and actions clipped
+    assert {"train/loss"} <= scalar_tags(run / "tensorboard" / "diffusion")
+    sample_events = EventAccumulator(str(run / "tensorboard" / "sample"))
+    sample_events.Reload()
+    assert "fidelity/z_pi/synthetic" in sample_events.Tags()["histograms"]
+    base = torch.load(run / "agent" / "agent.pt", weights_only=False)["state_dict"]
+    tuned = torch.load(run / "finetune" / "agent.pt", weights_only=False)["state_dict"]
+    frozen = [k for k in base if k.startswith(("encoder.", "actor.trunk.", "critic.trunk."))]
+    assert frozen and all(torch.equal(base[k], tuned[k]) for k in frozen)
+    assert not torch.equal(base["actor.policy.0.weight"], tuned["actor.policy.0.weight"])
+    assert json.loads((run / "eval.json").read_text())["weights"].endswith("finetune/agent.pt")
+
+
+@pytest.mark.slow
+def test_upsampling_pipeline_on_procgen_decodes_valid_transitions(tmp_path):
+    import numpy as np
+
+    result = run_train(tmp_path, *UPSAMPLING, "env=procgen", "env.game=bigfish", "data=generated_procgen",
+                       "data.source.num_transitions=600", "agent=cql", "eval=procgen", "eval.test_envs.variants=[]",
+                       "agent.latent_dim=32", "agent.channels=[4,8,8]", dmc=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    run = tmp_path / "run"
+    synthetic = np.load(run / "synthetic" / "latents.npy")
+    assert synthetic.shape[1] == 2 * 32 + 15 + 2  # z_q, one-hot action, reward, next z_q, done
+    onehot, done = synthetic[:, 32:47], synthetic[:, -1]
+    assert set(np.unique(onehot)) <= {0.0, 1.0} and (onehot.sum(1) == 1).all()
+    assert set(np.unique(done)) <= {0.0, 1.0}
+    assert set(json.loads((run / "eval.json").read_text())["envs"]) == {"train", "test_levels"}

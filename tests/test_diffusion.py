@@ -264,7 +264,7 @@ def test_gradients_are_clipped_at_one_without_trainer_settings(tmp_path, monkeyp
 
 
 def test_configs_build_synthers_model_and_both_samplers(tmp_path):
-    cfg = compose_config(["+diffusion=resmlp", "+sampler=karras_sde"], tmp_path)
+    cfg = compose_config(["diffusion=resmlp", "sampler=karras_sde"], tmp_path)
     with open_dict(cfg):
         cfg.diffusion.d_in = 207
     model = instantiate(cfg.diffusion)
@@ -272,5 +272,5 @@ def test_configs_build_synthers_model_and_both_samplers(tmp_path):
     assert sum(p.numel() for p in model.denoiser.parameters()) == 6_687_319
     assert model.hparams.betas == [0.9, 0.99] and model.ema.update_every == 10
     assert instantiate(cfg.sampler) == KarrasSDE()
-    heun = instantiate(compose_config(["+sampler=heun"], tmp_path).sampler)
+    heun = instantiate(compose_config(["sampler=heun"], tmp_path).sampler)
     assert isinstance(heun, HeunODE) and heun.num_steps == 32

@@ -26,8 +26,9 @@ def ema_decay(step: int, beta: float = 0.995, update_every: int = 10, update_aft
 class EMA(nn.Module):
     """A frozen copy of `model` that `update(model)` moves toward the online weights every `update_every` calls.
 
-    Call `update` once per optimizer step. The counter is a buffer, so a checkpoint resumes the warm-up where it
-    was. The online model is not a submodule (its parameters would be saved and optimized twice).
+    Call `update` once per optimizer step; use `ema.model` for inference. The counter is a buffer, so a
+    checkpoint resumes the warm-up where it was. The online model is not a submodule (its parameters would be
+    saved and optimized twice).
     """
 
     def __init__(self, model: nn.Module, beta: float = 0.995, update_every: int = 10, update_after_step: int = 100,
@@ -53,8 +54,4 @@ class EMA(nn.Module):
         for ema_param, param in zip(self.model.parameters(), model.parameters(), strict=True):
             ema_param.lerp_(param, weight)  # weight 1 copies exactly: lerp computes b - (b - a)(1 - w) for w >= 0.5
         for ema_buffer, buffer in zip(self.model.buffers(), model.buffers(), strict=True):
-            ema_buffer.copy_(buffer)
-
-    def forward(self, *args, **kwargs):
-        """The averaged model's output."""
-        return self.model(*args, **kwargs)
+            ema_buffer.copy_(buffer)  # running statistics, if any, follow the online model
