@@ -49,3 +49,60 @@ def test_frame_stack_follows_the_env(tmp_path):
     cfg = compose_config(["env=dmc_walker_walk", "env.frame_stack=4", "env.image_size=64"], tmp_path)
     assert cfg.data.frame_stack == 4
     assert instantiate(cfg.data).frame_stack == 4
+
+
+def all_group_options() -> list[tuple[str, str]]:
+    """(group, option) for every selectable config file (bases under base/ excluded)."""
+    groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+    return [(group, option) for group in groups for option in group_options(group)]
+
+
+# Procgen pieces go together: each Procgen option is composed with the other three.
+PROCGEN = {"env": "procgen", "data": "generated_procgen", "agent": "cql", "eval": "procgen"}
+PROCGEN_OPTIONS = {("env", "procgen"), ("data", "generated_procgen"), ("data", "gen_dgrl"), ("agent", "cql"),
+                   ("eval", "procgen")}
+
+
+def companions(group: str, option: str) -> list[str]:
+    """The overrides an option needs beside it to make sense."""
+    if (group, option) not in PROCGEN_OPTIONS:
+        return []
+    return [f"{other}={choice}" for other, choice in PROCGEN.items() if other != group]
+# Values a stage fills in at run time.
+RUNTIME_VALUES = {"agent": ["agent.obs_shape=[9,64,64]", "agent.action_dim=6"], "diffusion": ["diffusion.d_in=207"]}
+
+
+@pytest.mark.parametrize(("group", "option"), all_group_options())
+def test_every_option_of_every_group_composes_and_builds(group, option, tmp_path):
+    import torch
+
+    overrides = [f"{group}={option}", *companions(group, option), *RUNTIME_VALUES.get(group, [])]
+    cfg = compose_config(overrides, tmp_path)
+    resolvable = {key: value for key, value in cfg.items() if key != "hydra"}  # hydra.job.* exist only at run time
+    OmegaConf.to_container(OmegaConf.create(resolvable), resolve=True, throw_on_missing=False)
+    node = cfg.get(group) if group not in ("hydra", "experiment", "variant") else None
+    if node is None or "_target_" not in node:
+        return
+    if group == "trainer" and node.accelerator == "gpu" and not torch.cuda.is_available():
+        return  # a GPU Trainer cannot be built on this machine; composing it is checked above
+    if group == "finetune":
+        return  # needs a trained agent; built by tests/test_finetune.py
+    assert instantiate(node) is not None or group == "augment"
+
+
+@pytest.mark.parametrize("variant", group_options("variant"))
+def test_variants_set_stages_and_augmentation(variant, tmp_path):
+    cfg = compose_config([f"variant={variant}"], tmp_path)
+    upsampling = variant in ("upsampled", "aug_upsampled")
+    assert ("diffusion" in cfg.stages) == upsampling and cfg.stages[-1] == "eval"
+    augmented = variant in ("augmented", "aug_upsampled")
+    assert (instantiate(cfg.augment) is not None) == augmented
+    assert cfg.upsample.latent.augmented_views == (1 if variant == "aug_upsampled" else 0)
+
+
+def test_latent_dim_reaches_every_consumer(tmp_path):
+    cfg = compose_config(["latent_dim=128"], tmp_path)
+    assert cfg.agent.latent_dim == 128
+    cql = compose_config(["latent_dim=32", "agent=cql", "env=procgen", "data=generated_procgen", "eval=procgen"],
+                         tmp_path)
+    assert cql.agent.latent_dim == 32
