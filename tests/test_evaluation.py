@@ -93,3 +93,13 @@ def test_gif_encoding_has_every_frame():
     frames = [np.full((3, 8, 8), v, dtype=np.uint8) for v in (0, 120, 255)]
     gif = Image.open(io.BytesIO(encode_gif(frames)))
     assert gif.format == "GIF" and gif.n_frames == 3
+
+
+def test_observations_seen_during_evaluation_are_sampled():
+    evaluator = ZeroShotEvaluator(TINY_DMC, dmc_test_envs(modes=["hard"], kinds=["color"]), num_episodes=2, seed=3)
+    returns, observations = evaluator.evaluate_with_observations(PixelMeanAgent(), observation_stride=25)
+    assert returns == evaluator.evaluate(PixelMeanAgent())
+    # 125-step episodes, both envs stepped together: 125 policy calls, every 25th kept -> 5 batches of 2.
+    assert set(observations) == {"train", "hard"}
+    assert observations["train"].shape == (10, 9, 16, 16) and observations["train"].dtype == np.uint8
+    assert not np.array_equal(observations["train"], observations["hard"])

@@ -41,6 +41,23 @@ def procgen_test_envs(splits: Sequence[str] = ("test",), variants: Sequence[str]
     return envs
 
 
+class ObservedPolicy:
+    """A batch policy that keeps every `stride`-th batch of observations it is asked to act on (0 = none)."""
+
+    def __init__(self, policy: Callable[[np.ndarray], np.ndarray], stride: int) -> None:
+        self.policy, self.stride, self.calls, self.kept = policy, stride, 0, []
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if self.stride and self.calls % self.stride == 0:
+            self.kept.append(obs.copy())
+        self.calls += 1
+        return self.policy(obs)
+
+    def observations(self) -> np.ndarray:
+        """The kept observations, (N, C, H, W) uint8."""
+        return np.concatenate(self.kept) if self.kept else np.zeros((0,), dtype=np.uint8)
+
+
 class ZeroShotEvaluator:
     """Runs `num_episodes` deterministic, seeded episodes on the training env and each test env.
 
@@ -75,19 +92,27 @@ class ZeroShotEvaluator:
 
     def evaluate(self, agent, log_video: Callable[[str, list], None] | None = None) -> dict[str, list[float]]:
         """Episode returns per env name (the agent is put in eval mode for the duration)."""
+        return self.evaluate_with_observations(agent, log_video)[0]
+
+    def evaluate_with_observations(self, agent, log_video: Callable[[str, list], None] | None = None,
+                                   observation_stride: int = 0) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
+        """Returns per env and, with `observation_stride` > 0, every stride-th batch of observations the agent saw."""
         was_training = agent.training
         agent.eval()
-        policy = agent_policy(agent, deterministic=True, epsilon=self.epsilon, seed=self.seed)
-        results = {}
+        results, observations = {}, {}
         try:
             for name, overrides in tqdm(self.test_envs.items(), desc="evaluate", unit="env", leave=False):
+                policy = ObservedPolicy(agent_policy(agent, deterministic=True, epsilon=self.epsilon, seed=self.seed),
+                                        observation_stride)
                 returns, frames = self._evaluate_env(overrides, policy, record=log_video is not None and self.video)
                 results[name] = returns
+                if observation_stride:
+                    observations[name] = policy.observations()
                 if frames and log_video is not None:
                     log_video(name, frames)
         finally:
             agent.train(was_training)
-        return results
+        return results, observations
 
     def _evaluate_env(self, overrides: dict[str, Any], policy, record: bool) -> tuple[list[float], list]:
         returns, frames = [], []
