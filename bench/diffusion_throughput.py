@@ -5,9 +5,10 @@
 Training goes through a real Lightning Trainer on one pre-made batch (AdamW, cosine LR, clipping and EMA all
 on); the time per step is the median gap between consecutive batch starts after 3 warm-up steps. Sampling
 calls `LatentDiffusion.sample` on one batch of `--sample-batch` rows with the 128-step stochastic sampler
-(255 network evaluations per row) and the 32-step Heun sampler (63). FLOPs are counted by torch's
-FlopCounterMode (matrix products only: biases, activations and the optimizer are extra) and printed with the
-arithmetic. SynthER's own code on the 2-core development CPU (DESIGN.md): about 10 train steps/s at batch 256
+(255 network evaluations per row) and the 32-step Heun sampler (63). Besides the wall time, the median step
+time x steps is shown: on a shared machine it is the throughput without the other processes' bursts. FLOPs
+are counted by torch's FlopCounterMode (matrix products only: biases, activations and the optimizer are
+extra) and printed with the arithmetic. SynthER's own code on the 2-core development CPU (DESIGN.md): about 10 train steps/s at batch 256
 and 40 samples/s with 128 steps.
 """
 
@@ -82,14 +83,35 @@ def train_seconds_per_step(device: str, batch_size: int, steps: int) -> float:
     return statistics.median(b - a for a, b in zip(clock.starts[3:], clock.starts[4:]))
 
 
-def sample_seconds(model: LatentDiffusion, sampler: Sampler, rows: int) -> float:
-    """Wall seconds of one `sample` call of `rows` rows."""
+class StepTimes:
+    """A sampler wrapper that records the wall time of every step (through the samplers' step callback)."""
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler, self.num_steps, self.times = sampler, sampler.num_steps, []
+
+    def __call__(self, denoise_fn, shape, generator, callback=None) -> torch.Tensor:
+        last = time.perf_counter()
+
+        def tick(step: int) -> None:
+            nonlocal last
+            if generator.device.type == "cuda":
+                torch.cuda.synchronize()
+            now = time.perf_counter()
+            self.times.append(now - last)
+            last = now
+            if callback is not None:
+                callback(step)
+
+        return self.sampler(denoise_fn, shape, generator, tick)
+
+
+def sample_seconds(model: LatentDiffusion, sampler: Sampler, rows: int) -> tuple[float, float]:
+    """Wall seconds of one `sample` call of `rows` rows, and median step time x steps (robust to other load)."""
     model.sample(min(rows, 64), HeunODE(num_steps=2), batch_size=64, progress=False)  # warm-up
-    if model.device.type == "cuda":
-        torch.cuda.synchronize()
+    timed = StepTimes(sampler)
     started = time.perf_counter()
-    model.sample(rows, sampler, batch_size=rows, progress=False)
-    return time.perf_counter() - started
+    model.sample(rows, timed, batch_size=rows, progress=False)  # returns on the CPU: synchronized
+    return time.perf_counter() - started, statistics.median(timed.times) * sampler.num_steps
 
 
 def main() -> None:
@@ -118,19 +140,19 @@ def main() -> None:
               f"= {sampler.nfe * forward / 1e9:.3f} GFLOP per sample")
     print(f"threads: {torch.get_num_threads()}, device: {args.device}\n")
 
-    print("| what | setting | time | throughput | GFLOP/s | SynthER's code (CPU) |\n|---|---|---|---|---|---|")
+    print("| what | setting | wall time | throughput | median-step throughput | GFLOP/s | SynthER's code (CPU) |\n"
+          "|---|---|---|---|---|---|---|")
     seconds = train_seconds_per_step(args.device, args.batch_size, args.train_steps)
-    print(f"| train (Lightning, fp32) | batch {args.batch_size} | {seconds * 1e3:.0f} ms/step | "
-          f"{1 / seconds:.2f} steps/s | {train / seconds / 1e9:.0f} | {SYNTHER_TRAIN_STEPS_PER_S:.0f} steps/s |",
-          flush=True)
+    print(f"| train (Lightning, fp32) | batch {args.batch_size} | {seconds * 1e3:.0f} ms/step (median) | "
+          f"{1 / seconds:.2f} steps/s | {1 / seconds:.2f} steps/s | {train / seconds / 1e9:.0f} | "
+          f"{SYNTHER_TRAIN_STEPS_PER_S:.0f} steps/s |", flush=True)
     model = build(args.device)
     for sampler, reference in ((sde, f"{SYNTHER_SAMPLES_PER_S:.0f} samples/s"), (heun, "-")):
-        seconds = sample_seconds(model, sampler, args.sample_batch)
-        rate = args.sample_batch / seconds
+        wall, steady = sample_seconds(model, sampler, args.sample_batch)
+        rate, steady_rate = args.sample_batch / wall, args.sample_batch / steady
         print(f"| sample {type(sampler).__name__} {sampler.num_steps} steps ({sampler.nfe} NFE) | batch "
-              f"{args.sample_batch} | {seconds:.1f} s | {rate:.1f} samples/s | {rate * sampler.nfe * forward / 1e9:.0f} "
-              f"| {reference} |", flush=True)
-
+              f"{args.sample_batch} | {wall:.1f} s | {rate:.1f} samples/s | {steady_rate:.1f} samples/s | "
+              f"{steady_rate * sampler.nfe * forward / 1e9:.0f} | {reference} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -27,7 +27,7 @@ from torchmetrics import Metric
 
 def histogram_counts(x: Tensor, lo: Tensor, hi: Tensor, bins: int) -> Tensor:
     """Per-dimension counts (D, bins) of the rows of x (N, D) on `bins` equal bins over [lo_d, hi_d]."""
-    # A constant dimension (hi == lo) has zero width: everything lands in its first bin instead of dividing by 0.
+    # A constant dimension (hi == lo) has zero width: its values go to the first bin instead of dividing by 0.
     span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
     index = ((x.double() - lo) / span * bins).floor().clamp(0, bins - 1).long()
     flat = index + torch.arange(x.shape[1], device=x.device) * bins
@@ -53,7 +53,7 @@ def js_from_counts(p_counts: Tensor, q_counts: Tensor) -> Tensor:
 
 
 def _check_pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
-    a, b = torch.as_tensor(np.asarray(a), dtype=torch.float64), torch.as_tensor(np.asarray(b), dtype=torch.float64)
+    a, b = (torch.as_tensor(np.asarray(x), dtype=torch.float64) for x in (a, b))
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or not len(a) or not len(b):
         raise ValueError(f"need non-empty (N, D) and (M, D) arrays with the same D, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
@@ -85,11 +85,12 @@ def js_matrix(train_sets: Mapping[str, Any], test_sets: Mapping[str, Any], bins:
 
 
 def _agreed_range(stacked: Tensor) -> Tensor:
-    """Reduce the per-process bin edges (k, D): they must agree, since counts on different bins cannot be summed."""
-    known = stacked[~stacked.isnan().any(-1)]
+    """Reduce k processes' bin edges (k, 2, D): they must agree, as counts on other bins cannot be summed."""
+    known = stacked[~stacked.flatten(1).isnan().any(1)]
     if len(known) and not (known == known[0]).all():
-        raise RuntimeError("JensenShannonDivergence states have different bin ranges (value_range=None takes each "
-                           "process's first batch): pass a fixed value_range to merge or sync across ranks")
+        raise RuntimeError("JensenShannonDivergence states have different bin ranges (value_range=None "
+                           "takes each process's first batch): pass a fixed value_range to merge or sync "
+                           "across ranks")
     return known[0] if len(known) else stacked[0]
 
 
@@ -99,8 +100,9 @@ class JensenShannonDivergence(Metric):
     The state is two (D, bins) count tensors summed across processes (`dist_reduce_fx="sum"`), so DDP ranks
     and `merge_state` give exactly the single-process result. The bins must therefore be known before the
     first count: `value_range=(lo, hi)` fixes them for every dimension (the default (-1, 1) fits tanh trunk
-    features); `value_range=None` takes the per-dimension pooled min/max of the first update (values outside
-    it later go to the edge bins), which is per process: merging or syncing states whose ranges differ raises.
+    features); `value_range=None` takes the per-dimension pooled min/max of the first update (give it both sets;
+    values outside the range later go to the edge bins), which is per process: merging or syncing states whose
+    ranges differ raises.
     `reduction="none"` makes `compute()` return the per-dimension values (D,) instead of their mean.
     """
 
@@ -128,17 +130,17 @@ class JensenShannonDivergence(Metric):
 
     def update(self, train_latents: Tensor | None = None, test_latents: Tensor | None = None) -> None:
         """Add rows (N, D) of training-set latents and/or (M, D) of test-env latents to the histograms."""
-        given = [x.detach().reshape(len(x), -1) for x in (train_latents, test_latents) if x is not None]
-        for x in given:
-            if x.shape[1] != self.num_dims:
-                raise ValueError(f"expected latents with {self.num_dims} dimensions, got shape {tuple(x.shape)}")
-        pooled = torch.cat([x.double() for x in given]) if given else torch.empty(0, self.num_dims)
-        if self.edges.isnan().any() and len(pooled):
-            self.edges = torch.stack([pooled.min(0).values, pooled.max(0).values]).to(self.edges)
-        if train_latents is not None and len(train_latents):
-            self.train_counts += histogram_counts(given[0], self.edges[0], self.edges[1], self.bins)
-        if test_latents is not None and len(test_latents):
-            self.test_counts += histogram_counts(given[-1], self.edges[0], self.edges[1], self.bins)
+        rows = {name: x.detach().double() for name, x in (("train_counts", train_latents),
+                                                           ("test_counts", test_latents)) if x is not None}
+        for x in rows.values():
+            if x.ndim != 2 or x.shape[1] != self.num_dims:
+                raise ValueError(f"expected (N, {self.num_dims}) latents, got shape {tuple(x.shape)}")
+        pooled = torch.cat(list(rows.values())) if rows else None
+        if pooled is not None and len(pooled) and self.edges.isnan().any():
+            self.edges = torch.stack([pooled.min(0).values, pooled.max(0).values])
+        for name, x in rows.items():
+            counts = histogram_counts(x, self.edges[0], self.edges[1], self.bins)
+            setattr(self, name, getattr(self, name) + counts)
 
     def compute(self) -> Tensor:
         """Mean JS divergence in bits over dimensions (per dimension with reduction="none")."""

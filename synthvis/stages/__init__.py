@@ -1,6 +1,6 @@
 """Pipeline stages by name, in the order DESIGN.md lists them."""
 
-from synthvis.stages import agent, data, diffusion, evaluate, finetune, latents, sample
+from synthvis.stages import agent, data, diffusion, evaluate, finetune, latents, report, sample
 
 STAGES = {
     "data": data.run,
@@ -10,4 +10,5 @@ STAGES = {
     "sample": sample.run,
     "finetune": finetune.run,
     "eval": evaluate.run,
+    "report": report.run,
 }

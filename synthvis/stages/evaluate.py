@@ -1,4 +1,4 @@
-"""The eval stage: the final agent on the training env and every zero-shot test env -> eval.json."""
+"""The eval stage: the final agent on the training env and every zero-shot test env -> eval.json and js.json."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from synthvis.callbacks.evaluation import ZeroShotEvaluator, summarize, write_eval_json
+from synthvis.callbacks.evaluation import TRAIN_ENV, ZeroShotEvaluator, summarize, write_eval_json
 from synthvis.stages.common import load_weights
+from synthvis.stages.latent_divergence import heatmap_figure, latent_divergence
+from synthvis.stages.latents import stage_device
+from synthvis.utils.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +32,42 @@ def final_agent_weights(run_dir: Path) -> Path:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Evaluate, log to TensorBoard, and write <run_dir>/eval.json."""
+    """Evaluate, compute the latent JS divergence, log to TensorBoard (scalars, hparams, heatmap), write JSON."""
     weights = final_agent_weights(run_dir)
     agent, extras = load_weights(weights)
-    if cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
-        agent = agent.cuda()
+    agent = agent.to(stage_device(cfg))
     evaluator: ZeroShotEvaluator = instantiate(cfg.eval)
-    logger = instantiate(cfg.logger, version="eval")
-    results = evaluator.evaluate(agent, log_video=None)
+    results, observations = evaluator.evaluate_with_observations(
+        agent, observation_stride=cfg.analysis.observation_stride)
     summary = summarize(results)
     step = int(extras.get("updates", 0))
+    write_eval_json(run_dir / "eval.json", results, evaluator, step, extra={"weights": str(weights)})
+
+    logger = instantiate(cfg.logger, version="eval")
     logger.log_metrics({f"eval/{name}/return_{stat}": s[f"return_{stat}"] for name, s in summary.items()
                         for stat in ("mean", "std")}, step=step)
+    js = None
+    if observations:
+        datamodule = instantiate(cfg.data, augmentation=None)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        js = latent_divergence(run_dir, agent, datamodule, observations, cfg.analysis.bins,
+                               cfg.analysis.max_train_rows, cfg.seed)
+        atomic_write_json(run_dir / "js.json", js)
+        logger.log_metrics({f"js/{train}/{env}": value for train, row in js["divergence"].items()
+                            for env, value in row.items()}, step=step)
+        logger.experiment.add_figure("js/heatmap", heatmap_figure(js["divergence"]), step)
+    test_means = [s["return_mean"] for name, s in summary.items() if name != TRAIN_ENV]
+    # The HPARAMS tab compares runs of a sweep on these: final returns against latent_dim, variant and seed.
+    logger.log_hyperparams({"variant": cfg.get("variant", "unknown"), "latent_dim": cfg.latent_dim, "seed": cfg.seed,
+                            "env": str(cfg.env.get("game") or f"{cfg.env.get('domain')}_{cfg.env.get('task')}")},
+                           {"hp/train_return": summary[TRAIN_ENV]["return_mean"],
+                            "hp/test_return": float(np.mean(test_means)) if test_means else float("nan")})
     logger.finalize("success")
-    write_eval_json(run_dir / "eval.json", results, evaluator, step, extra={"weights": str(weights)})
     width = max(map(len, summary))
     for name, s in summary.items():
-        log.info("  %-*s return %8.1f ± %6.1f  (%d episodes)", width, name, s["return_mean"], s["return_std"],
-                 len(s["returns"]))
-    return {name: {"return_mean": s["return_mean"], "return_std": s["return_std"]} for name, s in summary.items()}
+        divergence = "" if js is None else "  JS(real) {:.3f}".format(js["divergence"]["real"].get(name, float("nan")))
+        log.info("  %-*s return %8.1f ± %6.1f  (%d episodes)%s", width, name, s["return_mean"], s["return_std"],
+                 len(s["returns"]), divergence)
+    return {"envs": {name: {"return_mean": s["return_mean"], "return_std": s["return_std"]}
+                     for name, s in summary.items()}, "js": None if js is None else js["divergence"]}

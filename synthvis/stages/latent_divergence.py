@@ -1,0 +1,91 @@
+"""Jensen-Shannon divergence between the training latents and the latents of every test env's frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from synthvis.datamodules.latent_extraction import load_latents
+from synthvis.metrics.js_divergence import JensenShannonDivergence
+
+# The current-state trunk features; next-state features repeat them one step later.
+LATENT_FIELDS = ("z_pi", "z_q")
+
+
+@torch.no_grad()
+def encode_observations(agent, observations: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Trunk features [z_pi, z_q] (those the agent has) of uint8 observations, through the frozen encoder."""
+    chunks = []
+    for start in range(0, len(observations), batch_size):
+        obs = torch.from_numpy(observations[start:start + batch_size]).to(agent.device)
+        latents = agent.latents(obs)
+        chunks.append(torch.cat([latents[name] for name in LATENT_FIELDS if name in latents], dim=1).cpu())
+    return torch.cat(chunks).numpy()
+
+
+def training_latent_sets(run_dir: Path, agent, datamodule, max_rows: int, seed: int) -> dict[str, np.ndarray]:
+    """'real' (and 'real+synthetic' after upsampling): trunk features of the agent's training data."""
+    rng = np.random.default_rng(seed)
+
+    def subset(rows: np.ndarray) -> np.ndarray:
+        return rows[np.sort(rng.choice(len(rows), min(max_rows, len(rows)), replace=False))]
+
+    if (run_dir / "latents").exists():
+        real, layout = load_latents(run_dir / "latents")
+        fields = [name for name in LATENT_FIELDS if name in layout.names]
+
+        def trunk_features(rows: np.ndarray) -> np.ndarray:
+            unpacked = layout.unpack(rows)
+            return np.concatenate([np.asarray(unpacked[name]) for name in fields], axis=1)
+
+        sets = {"real": trunk_features(subset(np.asarray(real)))}
+        if (run_dir / "synthetic").exists():
+            synthetic, _ = load_latents(run_dir / "synthetic")
+            sets["real+synthetic"] = np.concatenate([sets["real"], trunk_features(subset(np.asarray(synthetic)))])
+        return sets
+    rows = subset(np.arange(len(datamodule.train_set)))
+    return {"real": encode_observations(agent, datamodule.train_set.__getitems__(rows).obs.numpy())}
+
+
+def js_table(train_sets: dict[str, np.ndarray], test_sets: dict[str, np.ndarray], bins: int
+             ) -> tuple[dict[str, dict[str, float]], tuple[float, float]]:
+    """{train set: {test env: JS in bits}} on one shared value range (the pooled min/max of every set)."""
+    pooled = np.concatenate([*train_sets.values(), *test_sets.values()])
+    value_range = (float(pooled.min()), float(pooled.max()))
+    table: dict[str, dict[str, float]] = {}
+    for train_name, train in train_sets.items():
+        table[train_name] = {}
+        for env, test in test_sets.items():
+            metric = JensenShannonDivergence(num_dims=train.shape[1], bins=bins, value_range=value_range)
+            metric.update(train_latents=torch.from_numpy(train), test_latents=torch.from_numpy(test))
+            table[train_name][env] = float(metric.compute())
+    return table, value_range
+
+
+def heatmap_figure(table: dict[str, dict[str, float]]) -> Figure:
+    """Train set x test env heatmap of the JS divergence (darker = more different)."""
+    rows, columns = list(table), list(next(iter(table.values())))
+    values = np.array([[table[r][c] for c in columns] for r in rows])
+    figure = Figure(figsize=(1.3 * len(columns) + 2, 0.7 * len(rows) + 1.5))
+    axes = figure.subplots()
+    image = axes.imshow(values, cmap="Greys", vmin=0, vmax=max(values.max(), 1e-6))
+    axes.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
+    axes.set_yticks(range(len(rows)), rows)
+    for (i, j), value in np.ndenumerate(values):
+        axes.text(j, i, f"{value:.3f}", ha="center", va="center", color="red", fontsize=8)
+    figure.colorbar(image, ax=axes, label="JS divergence (bits)")
+    figure.tight_layout()
+    return figure
+
+
+def latent_divergence(run_dir: Path, agent, datamodule, observations: dict[str, np.ndarray], bins: int,
+                      max_rows: int, seed: int) -> dict[str, Any]:
+    """The js.json payload: bins, the shared value range, and the train set x test env table."""
+    train_sets = training_latent_sets(run_dir, agent, datamodule, max_rows, seed)
+    test_sets = {env: encode_observations(agent, obs) for env, obs in observations.items() if len(obs)}
+    table, value_range = js_table(train_sets, test_sets, bins)
+    return {"bins": bins, "value_range": list(value_range), "divergence": table}

@@ -1,0 +1,175 @@
+"""The results report on a fabricated multirun folder with known returns."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from synthvis.report import build_report, collect_runs, main, protocol_label
+
+VARIANTS = ("baseline", "augmented", "upsampled", "aug_upsampled")
+TRAIN = {"baseline": 800.0, "augmented": 780.0, "upsampled": 790.0, "aug_upsampled": 770.0}
+FIXED_EASY = {"baseline": 400.0, "augmented": 500.0, "upsampled": 450.0, "aug_upsampled": 600.0}
+EPISODES = 4
+DISTRACTION = {"kinds": ["color", "camera", "background"], "background_source": "procedural",
+               "background_path": None}
+
+
+def run_returns(variant: str, seed: int, latent_dim: int) -> dict[str, float]:
+    """Known returns: seeds 0/1 sit 10 below/above the variant's value; hard = fixed_easy − 100; d=64 adds 50
+    on the test envs only."""
+    offset = 10.0 if seed else -10.0
+    easy = FIXED_EASY[variant] + (50.0 if latent_dim == 64 else 0.0) + offset
+    return {"train": TRAIN[variant] + offset, "fixed_easy": easy, "hard": easy - 100.0}
+
+
+def write_run(run_dir: Path, variant: str | None, seed: int, latent_dim: int) -> None:
+    """A run folder as the pipeline leaves it: config.yaml, eval.json (+ js.json for upsampled variants)."""
+    run_dir.mkdir(parents=True)
+    variant_line = f"variant: {variant}\n" if variant else ""
+    (run_dir / "config.yaml").write_text(
+        f"seed: {seed}\nlatent_dim: {latent_dim}\n{variant_line}env:\n  domain: cheetah\n  task: run\n"
+        f"eval:\n  num_episodes: {EPISODES}\n  seed: 100000\n")
+    (run_dir / ".hydra").mkdir()
+    (run_dir / ".hydra" / "config.yaml").write_text("seed: ${oc.env:NOPE}\n")
+    envs = {name: {"return_mean": mean, "return_std": 1.0, "returns": [mean - 1, mean + 1] * (EPISODES // 2)}
+            for name, mean in run_returns(variant or "baseline", seed, latent_dim).items()}
+    test_envs = {"train": {}, "fixed_easy": {"distraction": {"mode": "fixed_easy", **DISTRACTION}},
+                 "hard": {"distraction": {"mode": "hard", **DISTRACTION}}}
+    protocol = {"episodes": EPISODES, "seed": 100000, "deterministic": True, "epsilon": 0.0,
+                "test_envs": test_envs}
+    (run_dir / "eval.json").write_text(json.dumps({"step": 1000, "protocol": protocol, "envs": envs,
+                                                   "weights": "agent.pt"}))
+    # The agent stage's periodic evaluation: not a run of its own.
+    (run_dir / "agent").mkdir()
+    (run_dir / "agent" / "eval.json").write_text(json.dumps({"step": 500, "protocol": protocol,
+                                                             "envs": envs}))
+    if variant in ("upsampled", "aug_upsampled"):
+        divergence = {"real": {"fixed_easy": 0.2 + 0.1 * seed, "hard": 0.5},
+                      "real+synthetic": {"fixed_easy": 0.1, "hard": 0.3 + 0.1 * seed}}
+        (run_dir / "js.json").write_text(json.dumps({"bins": 100, "value_range": [-1.0, 1.0],
+                                                     "divergence": divergence}))
+
+
+def make_multirun(root: Path, variants=VARIANTS) -> Path:
+    """4 variants × 2 seeds × 2 latent dims as one Hydra multirun folder."""
+    sweep = root / "multirun"
+    sweep.mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    jobs = [(v, s, d) for v in variants for d in (32, 64) for s in (0, 1)]
+    for num, (variant, seed, latent_dim) in enumerate(jobs):
+        job = sweep / f"{num}_latent_dim={latent_dim},seed={seed},variant={variant}"
+        write_run(job, variant, seed, latent_dim)
+    return sweep
+
+
+def table_row(markdown: str, *cells: str) -> list[str]:
+    """The cells of the first markdown table row starting with `cells`."""
+    prefix = "| " + " | ".join(cells) + " |"
+    line = next(line for line in markdown.splitlines() if line.startswith(prefix))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_collects_run_directories_only(tmp_path):
+    sweep = make_multirun(tmp_path)
+    runs = collect_runs(sweep)
+    assert len(runs) == 16
+    assert {run["variant"] for run in runs} == set(VARIANTS)
+    assert all(run["run_dir"].parent == sweep and run["task"] == "cheetah_run" for run in runs)
+    single = collect_runs(runs[0]["run_dir"])
+    assert len(single) == 1 and single[0]["run_dir"] == runs[0]["run_dir"]
+
+
+def test_report_csv_markdown_and_plots(tmp_path):
+    sweep = make_multirun(tmp_path)
+    out = tmp_path / "report"
+    result = build_report(sweep, out)
+    assert sorted(p.name for p in out.iterdir()) == ["js_heatmap.png", "latent_dim.png", "report.md",
+                                                    "results.csv", "returns.png"]
+
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 16 * 3
+    row = next(r for r in rows if r["variant"] == "aug_upsampled" and r["seed"] == "1"
+               and r["latent_dim"] == "64" and r["env"] == "hard")
+    assert float(row["return_mean"]) == 600.0 + 50 + 10 - 100
+    assert row["return_std"] == "1.0" and row["episodes"] == str(EPISODES)
+    assert row["protocol"] == "DCS-style (procedural)" and row["task"] == "cheetah_run"
+    assert next(r for r in rows if r["env"] == "train")["protocol"] == "no distractions"
+
+    markdown = (out / "report.md").read_text()
+    assert markdown == result["markdown"]
+    assert ("Protocol: 4 episodes per env per run, deterministic actions, eval seed 100000; "
+            "training seeds 0, 1") in markdown
+    assert "fixed_easy, hard: DCS-style (procedural)" in markdown
+    # Seeds sit ±10 around the variant's value: mean ± population std = value ± 10.
+    assert table_row(markdown, "baseline", "32") == ["baseline", "32", "2", "800.0 ± 10.0", "400.0 ± 10.0",
+                                                     "300.0 ± 10.0", "350.0 ± 10.0"]
+    assert table_row(markdown, "aug_upsampled", "64") == ["aug_upsampled", "64", "2", "770.0 ± 10.0",
+                                                          "650.0 ± 10.0", "550.0 ± 10.0", "600.0 ± 10.0"]
+    # G against the baseline with the same latent_dim, from seed-averaged returns:
+    # d=32: B_train 800, B_test (400 + 300)/2 = 350; aug_upsampled T_test (600 + 500)/2 = 550 -> 200/450.
+    # d=64: B_test 400; T_test 600 -> 200/400. Normalized (d=32): (600/400 + 500/300)/2.
+    assert table_row(markdown, "aug_upsampled", "32", "0.444") == ["aug_upsampled", "32", "0.444",
+                                                                   f"{(600 / 400 + 500 / 300) / 2:.3f}"]
+    assert table_row(markdown, "aug_upsampled", "64", "0.500")
+    assert table_row(markdown, "augmented", "32", f"{100 / 450:.3f}")
+    assert table_row(markdown, "upsampled", "64", f"{50 / 400:.3f}")
+    assert table_row(markdown, "baseline", "32", "0.000", "1.000")
+    # JS: mean over the two seeds per train set × test env.
+    assert table_row(markdown, "upsampled", "32", "real", "2") == ["upsampled", "32", "real", "2", "0.250",
+                                                                   "0.500"]
+    assert table_row(markdown, "aug_upsampled", "64", "real+synthetic") == [
+        "aug_upsampled", "64", "real+synthetic", "2", "0.100", "0.350"]
+    assert "100 bins over [-1.0, 1.0]" in markdown
+
+    for name in ("returns.png", "latent_dim.png", "js_heatmap.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(out / name) as image:
+            assert image.format == "PNG" and image.size[0] > 100
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_missing_baseline_shows_n_a_and_single_latent_dim_skips_its_plot(tmp_path):
+    sweep = tmp_path / "multirun"
+    for num, (variant, seed) in enumerate([("augmented", 0), ("augmented", 1), (None, 0)]):
+        write_run(sweep / f"{num}_seed={seed}", variant, seed, 50)
+    result = build_report(sweep)
+    markdown = result["markdown"]
+    assert table_row(markdown, "augmented", "50", "n/a") == ["augmented", "50", "n/a", "n/a"]
+    assert table_row(markdown, "unknown", "50", "1")  # no variant key in an old config
+    assert not (sweep / "latent_dim.png").exists() and not (sweep / "js_heatmap.png").exists()
+    assert (sweep / "report.md").exists() and (sweep / "returns.png").exists()
+
+
+def test_cli_prints_the_table(tmp_path, capsys):
+    sweep = make_multirun(tmp_path, variants=("baseline", "aug_upsampled"))
+    main([str(sweep), "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr().out
+    assert "| variant | latent_dim | n | train | fixed_easy | hard | mean test |" in printed
+    assert "| aug_upsampled | 32 | 2 | 770.0 ± 10.0 | 600.0 ± 10.0 | 500.0 ± 10.0 | 550.0 ± 10.0 |" in printed
+    assert (tmp_path / "out" / "report.md").read_text() == printed
+
+
+def test_empty_folder_is_a_clear_error(tmp_path, capsys):
+    empty = tmp_path / "empty_sweep"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no runs under .*empty_sweep"):
+        build_report(empty)
+    with pytest.raises(SystemExit):
+        main([str(empty)])
+    assert "empty_sweep" in capsys.readouterr().err
+
+
+def test_protocol_labels_name_the_distraction_source_or_level_split():
+    dmc = {"distraction": {"mode": "hard", **DISTRACTION}}
+    assert protocol_label(dmc, procgen=False) == "DCS-style (procedural)"
+    assert protocol_label({"distraction": {**DISTRACTION, "background_source": "davis"}}, procgen=False) == (
+        "DCS (DAVIS backgrounds)")
+    assert protocol_label({}, procgen=False) == "no distractions"
+    assert protocol_label({}, procgen=True) == "training levels"
+    assert protocol_label({"split": "test", "variant": "monochrome"}, procgen=True) == "unseen levels, monochrome"
