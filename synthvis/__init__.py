@@ -1,0 +1,5 @@
+"""synthvis: zero-shot visual generalization from offline pixel data (augmentation + latent diffusion upsampling)."""
+
+from synthvis.resolvers import register_resolvers
+
+register_resolvers()

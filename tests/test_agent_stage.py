@@ -51,16 +51,30 @@ def test_data_agent_eval_pipeline_writes_every_artifact(tmp_path, agent, loss):
 
 
 @pytest.mark.slow
-def test_interrupted_agent_stage_resumes_from_its_last_checkpoint(tmp_path):
-    first = run_train(tmp_path, "stages=[data,agent]", "steps.agent=10")
-    assert first.returncode == 0, first.stderr[-4000:]
-    # Pretend the run died after the checkpoint at update 10: no completion marker, more updates wanted.
-    (tmp_path / "run" / "agent" / "done.json").unlink()
-    resumed = run_train(tmp_path, "stages=[data,agent]", "steps.agent=20")
+def test_a_killed_run_resumes_without_redoing_finished_stages(tmp_path):
+    import os
+    import signal
+    import time
+
+    command = [sys.executable, str(REPO / "train.py"), *TINY, *TINY_DMC, f"paths.root_dir={tmp_path}",
+               f"hydra.run.dir={tmp_path / 'run'}", "stages=[data,agent]", "steps.agent=60"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    checkpoint = tmp_path / "run" / "agent" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 600
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # killed mid-stage, right after its first checkpoint
+    process.wait()
+    assert checkpoint.exists() and not (tmp_path / "run" / "agent" / "done.json").exists()
+    data_marker = (tmp_path / "run" / "data" / "done.json").stat().st_mtime
+
+    resumed = run_train(tmp_path, "stages=[data,agent]", "steps.agent=60")
     assert resumed.returncode == 0, resumed.stderr[-4000:]
-    assert "resuming from" in resumed.stderr + resumed.stdout
-    assert "data] already finished" in resumed.stderr + resumed.stdout
-    assert json.loads((tmp_path / "run" / "agent" / "done.json").read_text())["result"]["updates"] == 20
+    output = resumed.stderr + resumed.stdout
+    assert "data] already finished" in output and "resuming from" in output
+    assert (tmp_path / "run" / "data" / "done.json").stat().st_mtime == data_marker  # not redone
+    assert json.loads((tmp_path / "run" / "agent" / "done.json").read_text())["result"]["updates"] == 60
 
 
 @pytest.mark.slow

@@ -94,7 +94,7 @@ def test_every_option_of_every_group_composes_and_builds(group, option, tmp_path
 def test_variants_set_stages_and_augmentation(variant, tmp_path):
     cfg = compose_config([f"variant={variant}"], tmp_path)
     upsampling = variant in ("upsampled", "aug_upsampled")
-    assert ("diffusion" in cfg.stages) == upsampling and cfg.stages[-1] == "eval"
+    assert ("diffusion" in cfg.stages) == upsampling and list(cfg.stages[-2:]) == ["eval", "report"]
     augmented = variant in ("augmented", "aug_upsampled")
     assert (instantiate(cfg.augment) is not None) == augmented
     assert cfg.upsample.latent.augmented_views == (1 if variant == "aug_upsampled" else 0)
@@ -106,3 +106,13 @@ def test_latent_dim_reaches_every_consumer(tmp_path):
     cql = compose_config(["latent_dim=32", "agent=cql", "env=procgen", "data=generated_procgen", "eval=procgen"],
                          tmp_path)
     assert cql.agent.latent_dim == 32
+
+
+def test_sweep_job_names_stay_short_and_distinct():
+    from synthvis.resolvers import MAX_DIRNAME, bounded_dirname
+
+    assert bounded_dirname("latent_dim=32") == "latent_dim=32"
+    long_a = ",".join(f"key{i}=value{i}" for i in range(40)) + ",latent_dim=32"
+    long_b = long_a.replace("latent_dim=32", "latent_dim=64")
+    assert len(bounded_dirname(long_a)) == MAX_DIRNAME and bounded_dirname(long_a) != bounded_dirname(long_b)
+    assert "/" not in bounded_dirname("data.source.path.root=/data/vd4rl")

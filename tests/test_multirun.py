@@ -1,0 +1,46 @@
+"""`python train.py -m latent_dim=32,64` as written: one collision-free job dir per value, each complete."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["image_size=32", "env.action_repeat=8", "data.source.num_episodes=3", "data.batch_size=16",
+        "agent.hidden_dim=64", "eval.num_episodes=2", "eval.test_envs.modes=[hard]", "eval.test_envs.kinds=[color]",
+        "steps.agent=10", "steps.diffusion=20", "steps.finetune=10", "diffusion.denoiser.width=64",
+        "upsample.num_samples=300", "sampler=heun", "sampler.num_steps=8", "callbacks.evaluation.every_n_updates=0",
+        "finetune.datamodule.batch_size=32"]
+
+
+@pytest.mark.slow
+def test_latent_dim_sweep_runs_one_complete_job_per_value(tmp_path):
+    # The tiny settings go in an experiment file of an extra config dir, as a user's own presets would.
+    extra = tmp_path / "conf" / "experiment"
+    extra.mkdir(parents=True)
+    (extra / "tiny.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(OmegaConf.from_dotlist(TINY)))
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, str(REPO / "train.py"), "-m", "--config-dir", str(tmp_path / "conf"),
+               "experiment=tiny", "latent_dim=32,64", f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep}"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=1800, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [job.name.split("_", 1)[0] for job in jobs] == ["0", "1"]
+    for job, latent_dim in zip(jobs, (32, 64), strict=True):
+        assert f"latent_dim={latent_dim}" in job.name
+        layout = json.loads((job / "latents" / "layout.json").read_text())
+        assert sum(field["size"] for field in layout["fields"]) == 4 * latent_dim + 2 + 1
+        events = EventAccumulator(str(job / "tensorboard" / "agent"))
+        events.Reload()
+        assert "train/critic_loss" in events.Tags()["scalars"]
+        assert (job / "report.md").exists() and (job / "eval.json").exists() and (job / "js.json").exists()
+    report = subprocess.run([sys.executable, "-m", "synthvis.report", str(sweep)], capture_output=True, text=True,
+                            check=False, cwd=REPO)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "| aug_upsampled | 32 |" in report.stdout and "| aug_upsampled | 64 |" in report.stdout
