@@ -8,8 +8,8 @@ calls `LatentDiffusion.sample` on one batch of `--sample-batch` rows with the 12
 (255 network evaluations per row) and the 32-step Heun sampler (63). Besides the wall time, the median step
 time x steps is shown: on a shared machine it is the throughput without the other processes' bursts. FLOPs
 are counted by torch's FlopCounterMode (matrix products only: biases, activations and the optimizer are
-extra) and printed with the arithmetic. SynthER's own code on the 2-core development CPU (DESIGN.md): about 10 train steps/s at batch 256
-and 40 samples/s with 128 steps.
+extra) and printed with the arithmetic. SynthER's own code on the 2-core development CPU (DESIGN.md): about
+10 train steps/s at batch 256 and 40 samples/s with 128 steps.
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def train_seconds_per_step(device: str, batch_size: int, steps: int) -> float:
     model, clock = build(device), StepClock(device)
     loader = DataLoader(OneBatch(torch.randn(batch_size, D_IN)), batch_size=None)
     trainer = L.Trainer(max_steps=steps + 4, accelerator="gpu" if device == "cuda" else "cpu", devices=1,
-                        precision="32-true", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[clock])
+                        precision="32-true", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[clock])
     trainer.fit(model, loader)
     return statistics.median(b - a for a, b in zip(clock.starts[3:], clock.starts[4:]))
 
@@ -106,7 +106,7 @@ class StepTimes:
 
 
 def sample_seconds(model: LatentDiffusion, sampler: Sampler, rows: int) -> tuple[float, float]:
-    """Wall seconds of one `sample` call of `rows` rows, and median step time x steps (robust to other load)."""
+    """Wall seconds of one `sample` call of `rows` rows, and median step time x steps (robust to load)."""
     model.sample(min(rows, 64), HeunODE(num_steps=2), batch_size=64, progress=False)  # warm-up
     timed = StepTimes(sampler)
     started = time.perf_counter()
@@ -116,9 +116,11 @@ def sample_seconds(model: LatentDiffusion, sampler: Sampler, rows: int) -> tuple
 
 def main() -> None:
     """Print the FLOP arithmetic and a markdown table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-steps", type=int, default=12, help="timed updates after 4 warm-up updates")
-    parser.add_argument("--batch-size", type=int, default=256, help="training batch (SynthER: 256 below 800k rows)")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="training batch (SynthER: 256 below 800k rows)")
     parser.add_argument("--sample-batch", type=int, default=1024, help="rows per sampling batch")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
@@ -132,16 +134,16 @@ def main() -> None:
     sde, heun = KarrasSDE(), HeunODE()
     print(f"denoiser: {params:,} parameters, {macs:,} of them in Linear weights (multiply-adds per row)")
     print(f"forward per row: 2 x {macs:,} = {2 * macs / 1e6:.2f} MFLOP (counted: {forward / 1e6:.2f})")
-    print(f"train step, batch {args.batch_size}: forward + backward = 3 x {args.batch_size} x {2 * macs / 1e6:.2f} "
-          f"MFLOP = {3 * args.batch_size * 2 * macs / 1e9:.2f} GFLOP (counted: {train / 1e9:.2f}; the first "
-          f"layer's input gradient is not needed)")
+    print(f"train step, batch {args.batch_size}: forward + backward = 3 x {args.batch_size} x "
+          f"{2 * macs / 1e6:.2f} MFLOP = {3 * args.batch_size * 2 * macs / 1e9:.2f} GFLOP (counted: "
+          f"{train / 1e9:.2f}; the first layer's input gradient is not needed)")
     for sampler in (sde, heun):
-        print(f"{type(sampler).__name__} {sampler.num_steps} steps: {sampler.nfe} NFE x {forward / 1e6:.2f} MFLOP "
-              f"= {sampler.nfe * forward / 1e9:.3f} GFLOP per sample")
+        print(f"{type(sampler).__name__} {sampler.num_steps} steps: {sampler.nfe} NFE x "
+              f"{forward / 1e6:.2f} MFLOP = {sampler.nfe * forward / 1e9:.3f} GFLOP per sample")
     print(f"threads: {torch.get_num_threads()}, device: {args.device}\n")
 
-    print("| what | setting | wall time | throughput | median-step throughput | GFLOP/s | SynthER's code (CPU) |\n"
-          "|---|---|---|---|---|---|---|")
+    print("| what | setting | wall time | throughput | median-step throughput | GFLOP/s | "
+          "SynthER's code (CPU) |\n|---|---|---|---|---|---|---|")
     seconds = train_seconds_per_step(args.device, args.batch_size, args.train_steps)
     print(f"| train (Lightning, fp32) | batch {args.batch_size} | {seconds * 1e3:.0f} ms/step (median) | "
           f"{1 / seconds:.2f} steps/s | {1 / seconds:.2f} steps/s | {train / seconds / 1e9:.0f} | "

@@ -1,4 +1,4 @@
-"""SynthER's residual-MLP denoiser F_theta(x, c_noise) (conglu1997/SynthER synther/diffusion/denoiser_network.py)."""
+"""SynthER's residual-MLP denoiser F_theta(x, c_noise) (SynthER synther/diffusion/denoiser_network.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import nn
 
 
 class RandomFourierFeatures(nn.Module):
-    """t -> [t, sin(2 pi t w), cos(2 pi t w)] with w ~ N(0, 1) fixed at init (SynthER RandomOrLearnedSinusoidalPosEmb)."""
+    """t -> [t, sin(2 pi t w), cos(2 pi t w)] with fixed w ~ N(0, 1) (SynthER: random Fourier features)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -39,7 +39,7 @@ class ResidualBlock(nn.Module):
 
 
 class ResidualMLPDenoiser(nn.Module):
-    """proj(x) + time_mlp(c_noise) -> Linear(dim_t, width) -> depth residual blocks -> [LN] -> ReLU -> Linear(width, d_in).
+    """proj(x) + time_mlp(t) -> Linear(dim_t, W) -> depth residual blocks -> [LN] -> ReLU -> Linear(W, d_in).
 
     SynthER's gin values: dim_t 128, width 1024 (resmlp_w1024_denoiser.gin; the base gin uses 2048), depth 6,
     16 random Fourier features, layer_norm False (the class default in SynthER is True; its gin overrides it).
@@ -51,8 +51,8 @@ class ResidualMLPDenoiser(nn.Module):
                  layer_norm: bool = False) -> None:
         super().__init__()
         self.d_in = d_in
-        self.time_mlp = nn.Sequential(RandomFourierFeatures(rff_dim), nn.Linear(rff_dim + 1, dim_t), nn.SiLU(),
-                                      nn.Linear(dim_t, dim_t))
+        self.time_mlp = nn.Sequential(RandomFourierFeatures(rff_dim), nn.Linear(rff_dim + 1, dim_t),
+                                      nn.SiLU(), nn.Linear(dim_t, dim_t))
         self.proj = nn.Linear(d_in, dim_t)
         self.residual_mlp = nn.Sequential(
             nn.Linear(dim_t, width),

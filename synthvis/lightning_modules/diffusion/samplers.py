@@ -1,4 +1,4 @@
-"""EDM samplers (Karras et al. 2022): the stochastic Algorithm 2 (SynthER's default) and the deterministic Heun Algorithm 1.
+"""EDM samplers (Karras et al. 2022): stochastic Algorithm 2 (SynthER's) and deterministic Algorithm 1.
 
 Both are pure functions of a denoiser D(x; sigma), a shape, a sigma schedule and a torch.Generator, and return
 samples in the normalized space. `KarrasSDE` and `HeunODE` bind a schedule and its parameters: they are what
@@ -21,32 +21,35 @@ StepCallback = Callable[[int], None]  # called with i after each step (progress 
 
 
 def churn_gammas(sigmas: Sequence[float], s_churn: float, s_tmin: float, s_tmax: float) -> list[float]:
-    """gamma_i = min(S_churn / N, sqrt(2) - 1) if S_tmin <= sigma_i <= S_tmax else 0, for i < N (Algorithm 2, line 4)."""
+    """gamma_i = min(S_churn / N, sqrt(2) - 1) if S_tmin <= sigma_i <= S_tmax else 0, i < N (Algorithm 2)."""
     num_steps = len(sigmas) - 1
     gamma = min(s_churn / num_steps, math.sqrt(2) - 1)
     return [gamma if s_tmin <= sigma <= s_tmax else 0.0 for sigma in sigmas[:-1]]
 
 
 def stochastic_sampler(denoise_fn: DenoiseFn, shape: Sequence[int], sigmas: torch.Tensor | Sequence[float],
-                       generator: torch.Generator, s_churn: float = 80.0, s_tmin: float = 0.05, s_tmax: float = 50.0,
-                       s_noise: float = 1.003, callback: StepCallback | None = None) -> torch.Tensor:
-    """EDM Algorithm 2: Heun steps with stochastic churn; 2N - 1 evaluations of D for N = len(sigmas) - 1 steps.
+                       generator: torch.Generator, s_churn: float = 80.0, s_tmin: float = 0.05,
+                       s_tmax: float = 50.0, s_noise: float = 1.003,
+                       callback: StepCallback | None = None) -> torch.Tensor:
+    """EDM Algorithm 2: Heun steps with stochastic churn; 2N - 1 evaluations of D for N = len(sigmas) - 1.
 
-    Noise is drawn from `generator` on its device, so a seeded generator gives the same samples. SynthER's values
-    (S_churn 80, S_tmin 0.05, S_tmax 50, S_noise 1.003) are the defaults; s_churn = 0 is Algorithm 1. No
-    clamping: SynthER clamps only with its min-max normalizer.
+    Noise is drawn from `generator` on its device, so a seeded generator gives the same samples. SynthER's
+    values (S_churn 80, S_tmin 0.05, S_tmax 50, S_noise 1.003) are the defaults; s_churn = 0 is Algorithm 1.
+    No clamping: SynthER clamps only with its min-max normalizer.
     """
     sigmas = [float(s) for s in sigmas]  # Python floats: no device syncs or tensor ops on scalars in the loop
     gammas = churn_gammas(sigmas, s_churn, s_tmin, s_tmax)
-    x = sigmas[0] * torch.randn(tuple(shape), generator=generator, device=generator.device)  # line 2: x_0 ~ N(0, t_0^2 I)
+    # Line 2: x_0 ~ N(0, t_0^2 I).
+    x = sigmas[0] * torch.randn(tuple(shape), generator=generator, device=generator.device)
     for i, (sigma, sigma_next, gamma) in enumerate(zip(sigmas[:-1], sigmas[1:], gammas)):
         sigma_hat = sigma * (1.0 + gamma)  # line 5: t_hat = t_i + gamma_i t_i
-        if gamma > 0:  # line 6: x_hat = x_i + sqrt(t_hat^2 - t_i^2) eps, eps ~ N(0, S_noise^2 I); gamma = 0 is Alg. 1
+        # Line 6: x_hat = x_i + sqrt(t_hat^2 - t_i^2) eps, eps ~ N(0, S_noise^2 I); skipped if gamma = 0.
+        if gamma > 0:
             eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x = x + math.sqrt(sigma_hat**2 - sigma**2) * s_noise * eps
         d = (x - denoise_fn(x, sigma_hat)) / sigma_hat  # line 7: dx/dt at t_hat
         x_next = x + (sigma_next - sigma_hat) * d  # line 8: Euler step
-        if sigma_next != 0:  # lines 9-11: second-order (trapezoidal) correction, skipped on the last step to t_N = 0
+        if sigma_next != 0:  # lines 9-11: second-order (trapezoidal) correction, not on the last step to 0
             d_next = (x_next - denoise_fn(x_next, sigma_next)) / sigma_next
             x_next = x + (sigma_next - sigma_hat) * 0.5 * (d + d_next)
         x = x_next
@@ -57,7 +60,7 @@ def stochastic_sampler(denoise_fn: DenoiseFn, shape: Sequence[int], sigmas: torc
 
 def heun_sampler(denoise_fn: DenoiseFn, shape: Sequence[int], sigmas: torch.Tensor | Sequence[float],
                  generator: torch.Generator, callback: StepCallback | None = None) -> torch.Tensor:
-    """EDM Algorithm 1: the deterministic Heun ODE solver (Algorithm 2 without churn); noise only at the start."""
+    """EDM Algorithm 1: the deterministic Heun ODE solver (Algorithm 2 without churn: noise only at start)."""
     return stochastic_sampler(denoise_fn, shape, sigmas, generator, s_churn=0.0, callback=callback)
 
 
@@ -98,7 +101,7 @@ class KarrasSDE(KarrasSchedule):
 
 @dataclass(frozen=True)
 class HeunODE(KarrasSchedule):
-    """Algorithm 1 on the eq. 5 schedule; deterministic given the initial noise, so fewer steps suffice (EDM: 18)."""
+    """Algorithm 1 on the eq. 5 schedule: deterministic from the first noise, so fewer steps (EDM: 18)."""
 
     num_steps: int = 32
 
