@@ -32,13 +32,7 @@ TINY = {"latent_dim": 8, "hidden_dim": 32}
 TINY_CQL = {"latent_dim": 16, "channels": (4, 8, 8)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest on one thread, and stay fast when other processes load the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Transitions(Dataset):

@@ -165,14 +165,8 @@ def row_loader(rows: torch.Tensor, batch_size: int, shuffle: bool) -> DataLoader
 TRAIN_STEPS = 1200
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The small models here run fastest on one thread: OpenMP hand-offs cost more than they save at width 128
-    (and far more when other processes share the cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# The small models here run fastest on one thread: OpenMP hand-offs cost more than they save at width 128.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

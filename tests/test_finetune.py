@@ -29,19 +29,20 @@ OBS = (9, SIZE, SIZE)
 TINY = {"latent_dim": 8, "hidden_dim": 32}
 PROCGEN_SIZE = 16
 TINY_CQL = {"latent_dim": 16, "channels": (4, 8, 8)}
-HEAD_PREFIXES = ("actor.policy.", "critic.Q1.", "critic.Q2.", "critic_target.Q1.", "critic_target.Q2.", "q.head.",
-                 "q_target.head.")
+HEAD_PREFIXES = (
+    "actor.policy.",
+    "critic.Q1.",
+    "critic.Q2.",
+    "critic_target.Q1.",
+    "critic_target.Q2.",
+    "q.head.",
+    "q_target.head.",
+)
 # HeadFinetune keeps its frozen modules in eval mode on purpose.
-pytestmark = pytest.mark.filterwarnings(r"ignore:Found \d+ module\(s\) in eval mode")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.filterwarnings(r"ignore:Found \d+ module\(s\) in eval mode"),
+    pytest.mark.usefixtures("one_thread"),
+]
 
 
 def real_latents(agent: OfflineAgent, tmp_path, discrete: bool = False) -> tuple[np.ndarray, LatentLayout]:
@@ -51,10 +52,14 @@ def real_latents(agent: OfflineAgent, tmp_path, discrete: bool = False) -> tuple
     """
     size = PROCGEN_SIZE if discrete else SIZE
     rng = np.random.default_rng(0)
-    episodes = [make_episode(12, action_dim=ACTIONS, size=size, discrete=discrete, terminal=discrete, seed=i)
-                for i in range(4)]
-    episodes = [dataclasses.replace(episode, frames=rng.integers(0, 256, episode.frames.shape, dtype=np.uint8))
-                for episode in episodes]
+    episodes = [
+        make_episode(12, action_dim=ACTIONS, size=size, discrete=discrete, terminal=discrete, seed=i)
+        for i in range(4)
+    ]
+    episodes = [
+        dataclasses.replace(episode, frames=rng.integers(0, 256, episode.frames.shape, dtype=np.uint8))
+        for episode in episodes
+    ]
     store = FrameStore.build(episodes, tmp_path / "store")
     stack, nstep = (1, 1) if discrete else (3, 3)
     dataset = TransitionDataset([(store, valid_rows(store, nstep))], stack, nstep=nstep, gamma=0.8)
@@ -68,14 +73,18 @@ def real_latents(agent: OfflineAgent, tmp_path, discrete: bool = False) -> tuple
 def synthetic_like(real: np.ndarray, seed: int = 0) -> np.ndarray:
     """Noisy copies of the real rows: what a sampler produces, values out of range included."""
     rng = np.random.default_rng(seed)
-    return (real[rng.integers(0, len(real), 3 * len(real))] + rng.normal(0, 0.3, (3 * len(real), real.shape[1])))\
-        .astype(np.float32)
+    return (
+        real[rng.integers(0, len(real), 3 * len(real))] + rng.normal(0, 0.3, (3 * len(real), real.shape[1]))
+    ).astype(np.float32)
 
 
 def frozen_state(agent: OfflineAgent) -> dict[str, torch.Tensor]:
     """Copies of every parameter and buffer outside the heads and their targets."""
-    return {name: value.detach().clone() for name, value in agent.state_dict().items()
-            if not name.startswith(HEAD_PREFIXES)}
+    return {
+        name: value.detach().clone()
+        for name, value in agent.state_dict().items()
+        if not name.startswith(HEAD_PREFIXES)
+    }
 
 
 class Record(L.Callback):
@@ -92,8 +101,15 @@ class Record(L.Callback):
 
 
 def fit(module: HeadFinetune, datamodule: UpsampledDataModule, steps: int, record: Record) -> L.Trainer:
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[record])
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[record],
+    )
     trainer.fit(module, datamodule=datamodule)
     return trainer
 
@@ -129,14 +145,21 @@ def test_drqbc_finetune_trains_heads_from_base_weights_and_keeps_trunks_frozen(t
         assert torch.equal(agent.state_dict()[name], value), f"{name} changed"
     for name in ("actor.policy", "critic.Q1", "critic.Q2", "critic_target.Q1", "critic_target.Q2"):
         before, after = base.get_submodule(name), agent.get_submodule(name)
-        assert any(not torch.equal(p, q) for p, q in zip(before.parameters(), after.parameters())), f"{name} unchanged"
+        assert any(not torch.equal(p, q) for p, q in zip(before.parameters(), after.parameters())), (
+            f"{name} unchanged"
+        )
     trained = {id(p) for opt in trainer.optimizers for group in opt.param_groups for p in group["params"]}
     assert trained == {id(p) for head in module.heads.values() for p in head.parameters()}
-    assert record.values["finetune/actor_std"] == pytest.approx([0.1] * 300)  # sigma continues from update 125k
+    assert record.values["finetune/actor_std"] == pytest.approx(
+        [0.1] * 300
+    )  # sigma continues from update 125k
     for name in ("finetune/critic_loss", "finetune/bc_loss"):
         early, late = early_late(record.values[name])
         assert late < 0.7 * early, (name, early, late)
-    assert early_late(record.values["finetune/actor_loss"])[1] < early_late(record.values["finetune/actor_loss"])[0]
+    assert (
+        early_late(record.values["finetune/actor_loss"])[1]
+        < early_late(record.values["finetune/actor_loss"])[0]
+    )
 
     full = module.full_agent()
     assert full is agent and isinstance(full, OfflineAgent)
@@ -203,8 +226,13 @@ def test_finetune_rejects_a_layout_that_is_not_the_agents():
 def test_configs_instantiate_with_a_layout_object(tmp_path):
     # The group files on their own (train.yaml's defaults list is the stages' business); Hydra's instantiate
     # turns a dataclass argument into a DictConfig, which the modules take back as a layout.
-    cfg = OmegaConf.create({"seed": 3, "finetune": OmegaConf.load(CONF_DIR / "finetune" / "default.yaml"),
-                            "upsample": OmegaConf.load(CONF_DIR / "upsample" / "default.yaml")})
+    cfg = OmegaConf.create(
+        {
+            "seed": 3,
+            "finetune": OmegaConf.load(CONF_DIR / "finetune" / "default.yaml"),
+            "upsample": OmegaConf.load(CONF_DIR / "upsample" / "default.yaml"),
+        }
+    )
     agent = DrQBC(OBS, ACTIONS, **TINY)
     layout = dmc_layout(8, ACTIONS, discount=0.97)
     rows = np.zeros((300, layout.dim), np.float32)

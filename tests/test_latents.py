@@ -33,13 +33,7 @@ PROCGEN_SIZE = 16
 TINY_CQL = {"latent_dim": 16, "channels": (4, 8, 8)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_fields(layout: LatentLayout, n: int, seed: int = 0) -> dict[str, np.ndarray]:
