@@ -33,7 +33,7 @@ def scalar_tags(event_dir: Path) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("agent", "loss"), [("drqbc", "train/critic_loss"), ("bc", "train/actor_loss")])
+@pytest.mark.parametrize(("agent", "loss"), [("drqbc", "train/critic_loss"), ("bc", "train/bc_loss")])
 def test_data_agent_eval_pipeline_writes_every_artifact(tmp_path, agent, loss):
     result = run_train(tmp_path, "stages=[data,agent,eval]", "steps.agent=20", f"agent={agent}", "eval.video=true")
     assert result.returncode == 0, result.stderr[-4000:]
@@ -41,7 +41,7 @@ def test_data_agent_eval_pipeline_writes_every_artifact(tmp_path, agent, loss):
     assert (run / "agent" / "checkpoints" / "last.ckpt").exists()
     assert (run / "agent" / "agent.pt").exists()
     tags = scalar_tags(run / "tensorboard" / "agent")
-    assert {loss, "train/actor_loss", "eval/train/return_mean", "eval/hard/return_mean"} <= tags
+    assert {loss, "train/actor_std", "eval/train/return_mean", "eval/hard/return_mean"} <= tags
     assert {"augment/original_vs_augmented", "eval/train/video", "eval/hard/video"} <= tags
     evaluation = json.loads((run / "eval.json").read_text())
     assert set(evaluation["envs"]) == {"train", "hard"}
