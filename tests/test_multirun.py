@@ -16,7 +16,7 @@ TINY = ["image_size=32", "env.action_repeat=8", "data.source.num_episodes=3", "d
         "agent.hidden_dim=64", "eval.num_episodes=2", "eval.test_envs.modes=[hard]", "eval.test_envs.kinds=[color]",
         "steps.agent=10", "steps.diffusion=20", "steps.finetune=10", "diffusion.denoiser.width=64",
         "upsample.num_samples=300", "sampler=heun", "sampler.num_steps=8", "callbacks.evaluation.every_n_updates=0",
-        "finetune.datamodule.batch_size=32"]
+        "finetune.datamodule.batch_size=32", "trainer.log_every_n_steps=5"]
 
 
 @pytest.mark.slow
