@@ -59,10 +59,14 @@ class ExportWeights(L.Callback):
 
 
 def load_weights(path: Path, **overrides: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild a module saved by `save_weights` and load its state dict (on CPU); also return the extras."""
+    """Rebuild a module saved by `save_weights` and load its state dict (on CPU).
+
+    Also returns the rest of the file: its `config` (as a DictConfig) and the extras saved with it.
+    """
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run the stage that writes it first (see `stages=[...]`)")
     payload = torch.load(path, map_location="cpu", weights_only=False)
-    module = instantiate(OmegaConf.create(payload.pop("config")), **overrides)
+    payload["config"] = OmegaConf.create(payload["config"])
+    module = instantiate(payload["config"], **overrides)
     module.load_state_dict(payload.pop("state_dict"))
     return module, payload

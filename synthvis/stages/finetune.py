@@ -6,9 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from synthvis.datamodules.latent_extraction import load_latents
 from synthvis.stages.common import ExportWeights, build_trainer, load_weights, resume_checkpoint
@@ -31,10 +30,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     module = instantiate(cfg.finetune.module, agent=agent, layout=layout, base_updates=extras["updates"])
     datamodule = instantiate(cfg.finetune.datamodule, real=real if cfg.finetune.synthetic_ratio < 1 else None,
                              synthetic=synthetic, layout=layout)
-    agent_config = OmegaConf.create(torch.load(base_weights, map_location="cpu", weights_only=False)["config"])
     weights = stage_dir / "agent.pt"
     evaluation = instantiate(cfg.callbacks.evaluation, output=None)
-    trainer = build_trainer(cfg, "finetune", stage_dir, [evaluation, FullAgentExport(weights, agent_config)],
+    trainer = build_trainer(cfg, "finetune", stage_dir, [evaluation, FullAgentExport(weights, extras["config"])],
                             max_steps=cfg.steps.finetune)
     log.info("fine-tuning %s heads for %d updates on %d real + %d synthetic latents (synthetic ratio %.2f)",
              ", ".join(agent.heads()), cfg.steps.finetune, 0 if real is None else len(real),
