@@ -30,14 +30,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from synthvis.metrics.generalization import EPS, gap_closed, normalized_to_baseline
+from synthvis.metrics.generalization import EPS, TRAIN_ENV, gap_closed, normalized_to_baseline
 from synthvis.utils.files import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-# eval.json's name for the training env: synthvis.callbacks.evaluation.TRAIN_ENV, not imported because that
-# module loads the simulators (seconds, and a renderer) that a report does not need.
-TRAIN_ENV = "train"
 BASELINE = "baseline"
 # Table and plot order: the ablation ladder up to the method, then anything else.
 VARIANT_ORDER = (BASELINE, "augmented", "upsampled", "aug_upsampled")

@@ -19,11 +19,11 @@ from synthvis.callbacks.video import log_gif
 from synthvis.envs.distractions import DISTRACTION_KINDS, make_distractions
 from synthvis.envs.dmc import DMCPixelEnv
 from synthvis.envs.procgen import ProcgenPixelEnv
+from synthvis.metrics.generalization import TRAIN_ENV
 from synthvis.utils.files import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-TRAIN_ENV = "train"
 
 
 def dmc_test_envs(modes: Sequence[str] = ("fixed_easy", "fixed_medium", "fixed_hard", "easy", "medium", "hard"),

@@ -7,6 +7,8 @@ import math
 EPS = 1e-8
 
 
+TRAIN_ENV = "train"  # the name eval.json records the training environment's returns under
+
 def gap_closed(t_test: float, b_test: float, b_train: float, eps: float = EPS) -> float:
     """G = (T_test − B_test)/(B_train − B_test): the part of the baseline's train→test gap the method closes.
 
