@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from synthvis.utils.versions import package_versions
 log = logging.getLogger(__name__)
 
 MARKER = "done.json"
+# Config keys a rerun may change without changing what the run computes.
+RERUN_KEYS = frozenset({"run_dir", "resume", "stages", "paths.output_dir"})
 
 
 def stage_marker(run_dir: Path, stage: str) -> Path:
@@ -25,12 +28,65 @@ def stage_marker(run_dir: Path, stage: str) -> Path:
     return run_dir / stage / MARKER
 
 
-def run_pipeline(cfg: DictConfig) -> dict[str, Any]:
-    """Run `cfg.stages` in order inside `cfg.paths.output_dir`; returns each stage's result."""
+def override_key(override: str) -> str:
+    """The config key (or group) a command-line override sets: `+a.b=1` -> `a.b`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as {dotted.key: leaf}."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def config_differences(saved: DictConfig, current: DictConfig) -> list[str]:
+    """`key: saved -> current` for every resolved value that differs, ignoring RERUN_KEYS."""
+    old, new = (flatten(OmegaConf.to_container(c, resolve=True)) for c in (saved, current))
+    return [f"{key}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}"
+            for key in sorted(old.keys() | new.keys()) if key not in RERUN_KEYS and old.get(key) != new.get(key)]
+
+
+def run_config(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> DictConfig:
+    """The config to run `run_dir` with: its saved config when it has one, else `cfg`.
+
+    Rerunning an existing run with no overrides (`run_dir=<dir>` or `resume=true`) continues it with its own saved
+    config; `stages=[...]` may pick other stages. Overrides that change what the run computes are refused, so a
+    resumed run never mixes two configurations.
+    """
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.exists():
+        return cfg
+    saved = OmegaConf.load(saved_path)
+    keys = {override_key(o) for o in overrides if not override_key(o).startswith("hydra")}
+    if keys - RERUN_KEYS:
+        differences = config_differences(saved, cfg)
+        if differences:
+            listed = "\n  ".join(differences[:20]) + ("\n  ..." if len(differences) > 20 else "")
+            raise ValueError(f"{run_dir} was started with another config ({saved_path}); these values differ:\n  "
+                             f"{listed}\nRerun it with its own overrides (or just run_dir={run_dir}), or start a new "
+                             "run without run_dir/resume.")
+        return cfg
+    if "stages" in keys:
+        saved.stages = cfg.stages
+    saved.paths.output_dir = str(run_dir)  # the directory may have moved since it was saved
+    return saved
+
+
+def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Run `cfg.stages` in order inside `cfg.paths.output_dir`; returns each stage's result.
+
+    `overrides` are the command line's; an existing run directory continues with its saved config (see run_config).
+    """
+    run_dir = Path(cfg.paths.output_dir).resolve()
+    cfg = run_config(cfg, run_dir, overrides)
     unknown = [stage for stage in cfg.stages if stage not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown} in stages={list(cfg.stages)}; available: {list(STAGES)}")
-    run_dir = Path(cfg.paths.output_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     atomic_write_json(run_dir / "versions.json", {**package_versions(), "seed": cfg.seed})

@@ -69,7 +69,9 @@ def test_a_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     assert checkpoint.exists() and not (tmp_path / "run" / "agent" / "done.json").exists()
     data_marker = (tmp_path / "run" / "data" / "done.json").stat().st_mtime
 
-    resumed = run_train(tmp_path, "stages=[data,agent]", "steps.agent=60")
+    # `run_dir=<run>` alone: the run continues with the config it saved when it started.
+    resumed = subprocess.run([sys.executable, str(REPO / "train.py"), f"run_dir={tmp_path / 'run'}"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=900, check=False)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     output = resumed.stderr + resumed.stdout
     assert "data] already finished" in output and "resuming from" in output

@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from synthvis.datamodules.pixel import PixelDataModule
+from synthvis.envs.procgen import PROCGEN_GAMES
 from tests.helpers import CONF_DIR, compose_config
 
 
@@ -116,3 +117,10 @@ def test_sweep_job_names_stay_short_and_distinct():
     long_b = long_a.replace("latent_dim=32", "latent_dim=64")
     assert len(bounded_dirname(long_a)) == MAX_DIRNAME and bounded_dirname(long_a) != bounded_dirname(long_b)
     assert "/" not in bounded_dirname("data.source.path.root=/data/vd4rl")
+
+
+@pytest.mark.parametrize("game", PROCGEN_GAMES)
+def test_every_procgen_game_has_a_paper_preset(game, tmp_path):
+    cfg = compose_config([f"experiment=paper_procgen_{game}"], tmp_path)
+    assert cfg.env.game == game and cfg.data.source.path.game == game
+    assert cfg.agent._target_.endswith("DiscreteCQL") and cfg.trainer.accelerator == "gpu"

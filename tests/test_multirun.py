@@ -47,7 +47,7 @@ def test_latent_dim_sweep_runs_one_complete_job_per_value(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
+def test_a_failing_job_does_not_stop_the_sweep_and_a_rerun_resumes_it(tmp_path):
     sweep = tmp_path / "sweep"
     command = [sys.executable, str(REPO / "train.py"), "-m", "stages=[fly],[data]", "image_size=16",
                "env.action_repeat=8", "data.source.num_episodes=1", f"paths.root_dir={tmp_path}",
@@ -56,3 +56,6 @@ def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
     assert result.returncode != 0 and "unknown stage(s) ['fly']" in result.stderr  # reported at the end
     second = next(p for p in sweep.iterdir() if p.name.startswith("1_"))
     assert (second / "data" / "done.json").exists()  # the job after the failing one still ran
+
+    rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    assert "[data] already finished" in rerun.stderr  # the same sweep dir resumes its jobs
