@@ -82,6 +82,7 @@ def _load_run(run_dir: Path) -> dict[str, Any]:
     js_path = run_dir / "js.json"
     return {"run_dir": run_dir, "task": _task(env), "variant": variant,
             "seed": cfg.get("seed"), "latent_dim": cfg.get("latent_dim"), "protocol": protocol, "envs": envs,
+            "references": evaluation.get("references", {}),
             "js": json.loads(js_path.read_text()) if js_path.exists() else None}
 
 
@@ -211,6 +212,17 @@ def _protocol_line(runs: list[dict[str, Any]]) -> str:
             f"{listed(run['seed'] for run in runs)}; envs: {envs}.")
 
 
+def _references_line(runs: list[dict[str, Any]]) -> str | None:
+    """The training-env returns a learned agent is read against (mean over runs), if the runs recorded them."""
+    labels = {"random": "uniformly random actions", "dataset": "the offline dataset's episodes"}
+    parts = []
+    for name, label in labels.items():
+        values = [run["references"][name]["return_mean"] for run in runs if name in run["references"]]
+        if values:
+            parts.append(f"{label} {_fmt(float(np.mean(values)), 1)}")
+    return f"References on the training env (mean over runs): {'; '.join(parts)}." if parts else None
+
+
 def render_markdown(runs: list[dict[str, Any]], summary: list[dict[str, Any]], source: Path) -> str:
     """report.md: per task a returns table, G and normalized return vs the baseline, and JS divergences."""
     lines = [f"# Results: `{source}`", "",
@@ -222,6 +234,9 @@ def render_markdown(runs: list[dict[str, Any]], summary: list[dict[str, Any]], s
         envs = _ordered(name for g in groups for name in g["returns"])
         tests = [name for name in envs if name != TRAIN_ENV]
         lines += [f"## {task}", "", _protocol_line(task_runs), ""]
+        references = _references_line(task_runs)
+        if references:
+            lines += [references, ""]
         lines += _table(["variant", "latent_dim", "n", *envs, "mean test"],
                         [[g["variant"], g["latent_dim"], len(g["seeds"]),
                           *(_cell(g["returns"].get(name, []), len(g["seeds"])) for name in envs),

@@ -60,6 +60,15 @@ def test_dmc_evaluation_is_reproducible_and_covers_every_test_env():
     assert agent.training  # evaluation restores the module's mode
 
 
+def test_random_reference_is_reproducible_and_scores_low():
+    evaluator = ZeroShotEvaluator(TINY_DMC, {}, num_episodes=3, seed=7, parallel_envs=2)
+    returns = evaluator.random_returns()
+    assert len(returns) == 3 and returns == evaluator.random_returns()
+    assert max(returns) < 500  # uniform random forces rarely hold the point mass on the target
+    procgen = ZeroShotEvaluator(functools.partial(ProcgenPixelEnv, game="bigfish"), {}, num_episodes=2, seed=1)
+    assert len(procgen.random_returns()) == 2
+
+
 def test_procgen_evaluation_on_train_and_unseen_levels():
     factory = functools.partial(ProcgenPixelEnv, game="bigfish")
     evaluator = ZeroShotEvaluator(factory, procgen_test_envs(variants=["no_backgrounds"]), num_episodes=2, seed=1)

@@ -42,8 +42,10 @@ def write_run(run_dir: Path, variant: str | None, seed: int, latent_dim: int) ->
                  "hard": {"distraction": {"mode": "hard", **DISTRACTION}}}
     protocol = {"episodes": EPISODES, "seed": 100000, "deterministic": True, "epsilon": 0.0,
                 "test_envs": test_envs}
+    references = {"random": {"return_mean": 5.0 + seed, "return_std": 1.0, "episodes": EPISODES},
+                  "dataset": {"return_mean": 900.0, "episodes": 30}}
     (run_dir / "eval.json").write_text(json.dumps({"step": 1000, "protocol": protocol, "envs": envs,
-                                                   "weights": "agent.pt"}))
+                                                   "weights": "agent.pt", "references": references}))
     # The agent stage's periodic evaluation: not a run of its own.
     (run_dir / "agent").mkdir()
     (run_dir / "agent" / "eval.json").write_text(json.dumps({"step": 500, "protocol": protocol,
@@ -106,6 +108,8 @@ def test_report_csv_markdown_and_plots(tmp_path):
     assert ("Protocol: 4 episodes per env per run, deterministic actions, eval seed 100000; "
             "training seeds 0, 1") in markdown
     assert "fixed_easy, hard: DCS-style (procedural)" in markdown
+    assert ("References on the training env (mean over runs): uniformly random actions 5.5; "
+            "the offline dataset's episodes 900.0.") in markdown
     # Seeds sit ±10 around the variant's value: mean ± population std = value ± 10.
     assert table_row(markdown, "baseline", "32") == ["baseline", "32", "2", "800.0 ± 10.0", "400.0 ± 10.0",
                                                      "300.0 ± 10.0", "350.0 ± 10.0"]

@@ -14,7 +14,7 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
-from synthvis.callbacks.rollouts import agent_policy, rollout_dmc, rollout_procgen
+from synthvis.callbacks.rollouts import agent_policy, random_policy, rollout_dmc, rollout_procgen
 from synthvis.callbacks.video import log_gif
 from synthvis.envs.distractions import DISTRACTION_KINDS, make_distractions
 from synthvis.envs.dmc import DMCPixelEnv
@@ -113,6 +113,15 @@ class ZeroShotEvaluator:
         finally:
             agent.train(was_training)
         return results, observations
+
+    def random_returns(self) -> list[float]:
+        """Training-env returns of uniformly random actions on the same episodes: the floor an agent must beat."""
+        action_dim = None
+        if not self.procgen:
+            env = self.env_factory(seed=self.seed)
+            action_dim = env.action_dim
+            env.close()
+        return self._evaluate_env({}, random_policy(action_dim, self.seed), record=False)[0]
 
     def _evaluate_env(self, overrides: dict[str, Any], policy, record: bool) -> tuple[list[float], list]:
         returns, frames = [], []

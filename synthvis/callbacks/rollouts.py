@@ -30,6 +30,18 @@ def agent_policy(agent, deterministic: bool = True, epsilon: float = 0.0, seed: 
     return act
 
 
+def random_policy(action_dim: int | None, seed: int = 0) -> Policy:
+    """Uniformly random actions: in [-1, 1]^action_dim for dm_control, any of Procgen's actions if action_dim is None."""
+    rng = np.random.default_rng(seed)
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        if action_dim is None:
+            return rng.integers(0, NUM_ACTIONS, len(obs))
+        return rng.uniform(-1.0, 1.0, (len(obs), action_dim)).astype(np.float32)
+
+    return act
+
+
 def rollout_dmc(envs: Sequence[DMCPixelEnv], policy: Policy, record: int | None = None) -> tuple[list[float], list]:
     """One episode in each env, stepped together; returns episode returns and (optionally) env `record`'s frames."""
     steps = [env.reset() for env in envs]

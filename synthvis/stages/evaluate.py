@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,19 @@ def final_agent_weights(run_dir: Path) -> Path:
                             "run the agent stage first, e.g. stages=[data,agent,eval]")
 
 
+def reference_returns(evaluator: ZeroShotEvaluator, run_dir: Path) -> dict[str, dict[str, float]]:
+    """What the training-env return is measured against: uniformly random actions (same episodes and seeds)
+    and, when the run has a data stage, the offline dataset's mean episode return."""
+    random = evaluator.random_returns()
+    references = {"random": {"return_mean": float(np.mean(random)), "return_std": float(np.std(random)),
+                             "episodes": len(random)}}
+    data_marker = run_dir / "data" / "done.json"
+    if data_marker.exists():
+        data = json.loads(data_marker.read_text())["result"]
+        references["dataset"] = {"return_mean": data["return_mean"], "episodes": data["episodes"]}
+    return references
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Evaluate, compute the latent JS divergence, log to TensorBoard (scalars, hparams, heatmap), write JSON."""
     weights = final_agent_weights(run_dir)
@@ -41,11 +55,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         agent, observation_stride=cfg.analysis.observation_stride)
     summary = summarize(results)
     step = int(extras.get("updates", 0))
-    write_eval_json(run_dir / "eval.json", results, evaluator, step, extra={"weights": str(weights)})
+    references = reference_returns(evaluator, run_dir)
+    write_eval_json(run_dir / "eval.json", results, evaluator, step,
+                    extra={"weights": str(weights), "references": references})
 
     logger = instantiate(cfg.logger, version="eval")
     logger.log_metrics({f"eval/{name}/return_{stat}": s[f"return_{stat}"] for name, s in summary.items()
                         for stat in ("mean", "std")}, step=step)
+    logger.log_metrics({f"eval/reference/{name}_return_mean": r["return_mean"] for name, r in references.items()},
+                       step=step)
     js = None
     if observations:
         datamodule = instantiate(cfg.data, augmentation=None)
@@ -65,9 +83,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                             "hp/test_return": float(np.mean(test_means)) if test_means else float("nan")})
     logger.finalize("success")
     width = max(map(len, summary))
+    log.info("  references on %s: uniform random actions %.1f ± %.1f%s", TRAIN_ENV,
+             references["random"]["return_mean"], references["random"]["return_std"],
+             f", dataset {references['dataset']['return_mean']:.1f}" if "dataset" in references else "")
     for name, s in summary.items():
         divergence = "" if js is None else "  JS(real) {:.3f}".format(js["divergence"]["real"].get(name, float("nan")))
         log.info("  %-*s return %8.1f ± %6.1f  (%d episodes)%s", width, name, s["return_mean"], s["return_std"],
                  len(s["returns"]), divergence)
     return {"envs": {name: {"return_mean": s["return_mean"], "return_std": s["return_std"]}
-                     for name, s in summary.items()}, "js": None if js is None else js["divergence"]}
+                     for name, s in summary.items()}, "references": references,
+            "js": None if js is None else js["divergence"]}
