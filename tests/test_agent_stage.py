@@ -81,7 +81,8 @@ def test_a_killed_run_resumes_without_redoing_finished_stages(tmp_path):
 
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu(tmp_path):
-    result = run_train(tmp_path, "stages=[data,agent]", "steps.agent=6", "trainer=ddp_cpu",
+    # DrQ+BC: two backward passes per update, the case DDP's find_unused_parameters is set for.
+    result = run_train(tmp_path, "stages=[data,agent]", "steps.agent=6", "trainer=ddp_cpu", "agent=drqbc",
                        "callbacks.evaluation.every_n_updates=0")
     output = result.stderr + result.stdout
     assert result.returncode == 0, output[-4000:]
@@ -110,7 +111,7 @@ UPSAMPLING = ["stages=[data,agent,latents,diffusion,sample,finetune,eval]", "ste
 def test_upsampling_pipeline_writes_every_artifact_and_keeps_the_encoder_frozen(tmp_path):
     import torch
 
-    result = run_train(tmp_path, *UPSAMPLING, "upsample.latent.augmented_views=1")
+    result = run_train(tmp_path, *UPSAMPLING, "agent=drqbc", "upsample.latent.augmented_views=1")
     assert result.returncode == 0, result.stderr[-4000:]
     run = tmp_path / "run"
     layout = json.loads((run / "latents" / "layout.json").read_text())

@@ -11,12 +11,9 @@ import pytest
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tests.helpers import TINY_PIPELINE
+
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["image_size=32", "env.action_repeat=8", "data.source.num_episodes=3", "data.batch_size=16",
-        "agent.hidden_dim=64", "eval.num_episodes=2", "eval.test_envs.modes=[hard]", "eval.test_envs.kinds=[color]",
-        "steps.agent=10", "steps.diffusion=20", "steps.finetune=10", "diffusion.denoiser.width=64",
-        "upsample.num_samples=300", "sampler=heun", "sampler.num_steps=8", "callbacks.evaluation.every_n_updates=0",
-        "finetune.datamodule.batch_size=32", "trainer.log_every_n_steps=5"]
 
 
 @pytest.mark.slow
@@ -24,7 +21,7 @@ def test_latent_dim_sweep_runs_one_complete_job_per_value(tmp_path):
     # The tiny settings go in an experiment file of an extra config dir, as a user's own presets would.
     extra = tmp_path / "conf" / "experiment"
     extra.mkdir(parents=True)
-    (extra / "tiny.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(OmegaConf.from_dotlist(TINY)))
+    (extra / "tiny.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(OmegaConf.from_dotlist(TINY_PIPELINE)))
     sweep = tmp_path / "sweep"
     command = [sys.executable, str(REPO / "train.py"), "-m", "--config-dir", str(tmp_path / "conf"),
                "experiment=tiny", "latent_dim=32,64", f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep}"]
@@ -58,4 +55,4 @@ def test_a_failing_job_does_not_stop_the_sweep_and_a_rerun_resumes_it(tmp_path):
     assert (second / "data" / "done.json").exists()  # the job after the failing one still ran
 
     rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
-    assert "[data] already finished" in rerun.stderr  # the same sweep dir resumes its jobs
+    assert "[data] already finished" in rerun.stderr + rerun.stdout  # the same sweep dir resumes its jobs
