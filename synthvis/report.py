@@ -30,7 +30,13 @@ import numpy as np
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from synthvis.metrics.generalization import EPS, TRAIN_ENV, gap_closed, normalized_to_baseline
+from synthvis.metrics.generalization import (
+    EPS,
+    MIN_BASELINE_FRACTION,
+    TRAIN_ENV,
+    gap_closed,
+    mean_normalized_return,
+)
 from synthvis.utils.files import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -116,6 +122,13 @@ def _variant_rank(variant: str) -> tuple[int, str]:
     return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
 
 
+def _js_setting(js: dict[str, Any]) -> str:
+    """How a run's JS values were binned, e.g. '100 bins over [-0.998, 0.998]'."""
+    value_range = js.get("value_range")
+    span = "None" if value_range is None else "[" + ", ".join(f"{v:.3g}" for v in value_range) + "]"
+    return f"{js.get('bins')} bins over {span}"
+
+
 def summarize_runs(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per (task, variant, latent_dim): seeds, per-env and mean-test returns per seed, JS values."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -139,9 +152,7 @@ def summarize_runs(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         mean_test = [m for m in map(_run_mean_test, members) if m is not None]
         summary.append({"task": task, "variant": variant, "latent_dim": latent_dim, "seeds": seeds,
                         "returns": returns, "mean_test": mean_test,
-                        "js": js, "js_settings": _ordered(f"{run['js'].get('bins')} bins over "
-                                                          f"{run['js'].get('value_range')}"
-                                                          for run in members if run["js"])})
+                        "js": js, "js_settings": _ordered(_js_setting(run["js"]) for run in members if run["js"])})
     return summary
 
 
@@ -154,9 +165,9 @@ def versus_baseline(group: dict[str, Any], baseline: dict[str, Any] | None) -> t
         return math.nan, math.nan
     t = {name: float(np.mean(group["returns"][name])) for name in shared}
     b = {name: float(np.mean(baseline["returns"][name])) for name in shared}
-    g = gap_closed(float(np.mean(list(t.values()))), float(np.mean(list(b.values()))),
-                   float(np.mean(baseline["returns"][TRAIN_ENV])))
-    return g, float(np.mean([normalized_to_baseline(t[name], b[name]) for name in shared]))
+    b_train = float(np.mean(baseline["returns"][TRAIN_ENV]))
+    g = gap_closed(float(np.mean(list(t.values()))), float(np.mean(list(b.values()))), b_train)
+    return g, mean_normalized_return(t, b, b_train)
 
 
 def _baseline_of(group: dict[str, Any], summary: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -244,9 +255,10 @@ def render_markdown(runs: list[dict[str, Any]], summary: list[dict[str, Any]], s
         lines += ["", "### Against the baseline", "",
                   ("G = (T_test − B_test)/(B_train − B_test) from seed-averaged returns, T and B averaged "
                    f"over the test envs ({', '.join(tests)}), against `{BASELINE}` with the same latent_dim; "
-                   "normalized = test return / baseline test return per env, averaged over envs. n/a: no "
-                   "baseline run, or the baseline has no train→test gap "
-                   f"(|B_train − B_test| < {EPS:g})."), ""]
+                   "normalized = test return / baseline test return per env, averaged over the envs where the "
+                   f"baseline keeps at least {MIN_BASELINE_FRACTION:.0%} of B_train. n/a: no baseline run, the "
+                   f"baseline has no train→test gap (|B_train − B_test| < {EPS:g}), or (normalized) no env "
+                   "where the baseline scores enough to divide by."), ""]
         lines += _table(["variant", "latent_dim", "G", "normalized test return"],
                         [[g["variant"], g["latent_dim"],
                           *(_fmt(v, 3) for v in versus_baseline(g, _baseline_of(g, summary)))]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthvis.metrics.generalization import gap_closed, normalized_to_baseline
+from synthvis.metrics.generalization import gap_closed, mean_normalized_return, normalized_to_baseline
 from synthvis.metrics.js_divergence import JensenShannonDivergence, js_divergence, js_matrix, per_dimension_js
 
 
@@ -134,3 +134,11 @@ def test_gap_closed_on_hand_values():
     assert math.isnan(gap_closed(550.0, 350.0, 350.0))  # no baseline gap: undefined
     assert normalized_to_baseline(600.0, 400.0) == 1.5
     assert math.isnan(normalized_to_baseline(5.0, 0.0))
+
+
+def test_normalized_return_skips_envs_where_the_baseline_scores_next_to_nothing():
+    t = {"easy": 600.0, "hard": 500.0, "medium": 28.0}
+    b = {"easy": 400.0, "hard": 300.0, "medium": 0.0001}  # medium: 0.0001 < 1% of B_train, no scale
+    assert mean_normalized_return(t, b, b_train=800.0) == pytest.approx((600 / 400 + 500 / 300) / 2)
+    assert math.isnan(mean_normalized_return({"hard": 5.0}, {"hard": 1.3}, b_train=750.0))
+    assert mean_normalized_return({"hard": 5.0}, {"hard": 1.3}, b_train=750.0, min_fraction=0.0) == 5.0 / 1.3

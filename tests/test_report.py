@@ -129,7 +129,7 @@ def test_report_csv_markdown_and_plots(tmp_path):
                                                                    "0.500"]
     assert table_row(markdown, "aug_upsampled", "64", "real+synthetic") == [
         "aug_upsampled", "64", "real+synthetic", "2", "0.100", "0.350"]
-    assert "100 bins over [-1.0, 1.0]" in markdown
+    assert "100 bins over [-1, 1]" in markdown
 
     for name in ("returns.png", "latent_dim.png", "js_heatmap.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
