@@ -84,6 +84,9 @@ def main() -> None:
         ("DrQ+BC", 84, lambda s: DrQBC(s, 6, augmentation=RandomShift(4)), False, (9, 84, 84)),
         ("DrQ+BC", 64, lambda s: DrQBC(s, 6, augmentation=RandomShift(4)), False, (9, 64, 64)),
         ("BC", 84, lambda s: BC(s, 6, augmentation=RandomShift(4)), False, (9, 84, 84)),
+        ("BC", 32, lambda s: BC(s, 6, augmentation=RandomShift(2)), False, (9, 32, 32)),
+        ("BC, bc_cpu (hidden 256)", 32, lambda s: BC(s, 6, hidden_dim=256, augmentation=RandomShift(2)), False,
+         (9, 32, 32)),
         ("discrete CQL", 64, lambda s: DiscreteCQL(s), True, (3, 64, 64)),
     ]
     print("| agent | px | batch | device | s/update | updates/s |\n|---|---|---|---|---|---|")
