@@ -19,7 +19,7 @@ def bounded_dirname(overrides: str) -> str:
 
 
 def newest_run(runs_root: str | Path) -> Path:
-    """The most recently started run under `runs_root` (the one whose config.yaml was written last)."""
+    """The run under `runs_root` worked on last: the one whose config.yaml (rewritten at every start) is newest."""
     runs = sorted(Path(runs_root).glob("*/config.yaml"), key=lambda config: config.stat().st_mtime)
     if not runs:
         raise FileNotFoundError(f"resume=true: no run to resume under {Path(runs_root).resolve()} (no <run>/config.yaml); "
