@@ -242,11 +242,13 @@ def test_checkpoint_restores_normalizer_and_ema_on_cpu(trained):
                                    rtol=0, atol=0)
 
 
-def fit_two_steps(model: LatentDiffusion, root) -> None:
+def fit_two_steps(model: LatentDiffusion, root, precision: str = "32-true") -> L.Trainer:
     """Two updates with a bare Trainer (no clipping or logging settings)."""
     trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=root)
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=root,
+                        precision=precision)
     trainer.fit(model, row_loader(mixture(64, 0), 32, True))
+    return trainer
 
 
 def test_unfitted_normalizer_is_refused(tmp_path):
@@ -266,6 +268,17 @@ def test_gradients_are_clipped_at_one_without_trainer_settings(tmp_path, monkeyp
     monkeypatch.setattr(model, "clip_gradients", lambda optimizer, value, how: calls.append((value, how)))
     fit_two_steps(model, tmp_path)
     assert calls == [(1.0, "norm")] * 2
+
+
+def test_mixed_precision_training_clips_gradients(tmp_path):
+    # trainer=gpu trains in bf16-mixed; Lightning refuses to clip a fused optimizer's gradients there.
+    model = build_model(max_steps=2)
+    model.set_normalizer(StandardNormalizer.fit(mixture(64, 0)))
+    trainer = fit_two_steps(model, tmp_path, precision="bf16-mixed")
+    assert trainer.global_step == 2 and not trainer.optimizers[0].defaults["fused"]
+    full = build_model(max_steps=2)
+    full.set_normalizer(StandardNormalizer.fit(mixture(64, 0)))
+    assert fit_two_steps(full, tmp_path).optimizers[0].defaults["fused"]  # fp32: one fused kernel
 
 
 def test_configs_build_synthers_model_and_both_samplers(tmp_path):
