@@ -3,7 +3,7 @@
     python train.py                                   # CPU quickstart
     python train.py env=dmc_cheetah_run data.source.quality=random
     python train.py -m latent_dim=32,64,128,256       # one job per value
-    python train.py resume=true                       # continue the newest run where it stopped
+    python train.py resume=true                       # continue the last run worked on, where it stopped
 """
 
 import hydra

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -13,19 +12,14 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from synthvis.stages import STAGES
+from synthvis.stages.common import stage_marker, stage_result
 from synthvis.utils.files import atomic_write_json, atomic_write_text
 from synthvis.utils.versions import package_versions
 
 log = logging.getLogger(__name__)
 
-MARKER = "done.json"
 # Config keys a rerun may change without changing what the run computes.
 RERUN_KEYS = frozenset({"run_dir", "resume", "stages", "paths.output_dir"})
-
-
-def stage_marker(run_dir: Path, stage: str) -> Path:
-    """Completion marker of `stage` in `run_dir` (written last, atomically)."""
-    return run_dir / stage / MARKER
 
 
 def override_key(override: str) -> str:
@@ -93,16 +87,17 @@ def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, An
     L.seed_everything(cfg.seed, workers=True)
     results: dict[str, Any] = {}
     for stage in cfg.stages:
-        marker = stage_marker(run_dir, stage)
-        if marker.exists():
-            log.info("[%s] already finished in %s; skipping", stage, marker.parent)
-            results[stage] = json.loads(marker.read_text())["result"]
+        finished = stage_result(run_dir, stage)
+        if finished is not None:
+            log.info("[%s] already finished in %s; skipping", stage, run_dir / stage)
+            results[stage] = finished
             continue
         log.info("[%s] starting -> %s", stage, run_dir / stage)
         started = time.time()
         result = STAGES[stage](cfg, run_dir)
         seconds = time.time() - started
-        atomic_write_json(marker, {"stage": stage, "seconds": round(seconds, 2), "result": result})
+        marker = {"stage": stage, "seconds": round(seconds, 2), "result": result}
+        atomic_write_json(stage_marker(run_dir, stage), marker)
         log.info("[%s] finished in %.1f s", stage, seconds)
         results[stage] = result
     return results

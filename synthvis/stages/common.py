@@ -1,7 +1,8 @@
-"""Pieces every training stage shares: its Trainer, logger, callbacks, resume point, and portable weights."""
+"""Pieces the stages share: completion markers, the Trainer, logger, callbacks, resume point, portable weights."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,19 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+
+MARKER = "done.json"
+
+
+def stage_marker(run_dir: Path, stage: str) -> Path:
+    """Completion marker of `stage` in `run_dir` (written last, atomically)."""
+    return run_dir / stage / MARKER
+
+
+def stage_result(run_dir: Path, stage: str) -> dict[str, Any] | None:
+    """What a finished stage returned (from its marker); None if it has not finished in `run_dir`."""
+    marker = stage_marker(run_dir, stage)
+    return json.loads(marker.read_text())["result"] if marker.exists() else None
 
 
 def build_trainer(cfg: DictConfig, stage: str, stage_dir: Path, callbacks: list[L.Callback],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from synthvis.callbacks.evaluation import TRAIN_ENV, ZeroShotEvaluator, summarize, write_eval_json
-from synthvis.stages.common import load_weights
+from synthvis.stages.common import load_weights, stage_result
 from synthvis.stages.latent_divergence import heatmap_figure, latent_divergence
 from synthvis.stages.latents import stage_device
 from synthvis.utils.files import atomic_write_json
@@ -38,9 +37,8 @@ def reference_returns(evaluator: ZeroShotEvaluator, run_dir: Path) -> dict[str, 
     random = evaluator.random_returns()
     references = {"random": {"return_mean": float(np.mean(random)), "return_std": float(np.std(random)),
                              "episodes": len(random)}}
-    data_marker = run_dir / "data" / "done.json"
-    if data_marker.exists():
-        data = json.loads(data_marker.read_text())["result"]
+    data = stage_result(run_dir, "data")
+    if data is not None:
         references["dataset"] = {"return_mean": data["return_mean"], "episodes": data["episodes"]}
     return references
 
