@@ -7,15 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import SHARED_FIXTURES
+from tests.helpers import FIXTURES
 
 
 @pytest.fixture
-def shared_fixtures() -> Path:
-    """The folder of data files written by other people's code in the published formats."""
-    if not SHARED_FIXTURES.exists():
-        pytest.fail(f"shared fixtures not found at {SHARED_FIXTURES}; the repository must sit beside shared/")
-    return SHARED_FIXTURES
+def published_fixtures() -> Path:
+    """The folder of data files written by the benchmarks' own code in their published formats."""
+    return FIXTURES
 
 
 @pytest.fixture(scope="module")

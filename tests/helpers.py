@@ -8,7 +8,8 @@ import numpy as np
 
 from synthvis.datamodules.formats.episode import Episode
 
-SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+# Data files written by the benchmarks' own code in their published formats (see fixtures/README.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def make_episode(length: int, start_value: int = 0, action_dim: int = 2, size: int = 8, discrete: bool = False,

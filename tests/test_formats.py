@@ -1,4 +1,4 @@
-"""The dataset formats: the shared published-format fixtures, round trips, atomic writes and every bad input."""
+"""The dataset formats: the published-format fixtures in tests/fixtures, round trips, atomic writes and every bad input."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def assert_same_episodes(actual: list[Episode], expected: list[Episode]) -> None
 # --- the published-format fixtures -------------------------------------------------------------------------------
 
 
-def test_vd4rl_npz_fixture(shared_fixtures: Path) -> None:
-    folder = shared_fixtures / VD4RL / "64px"
+def test_vd4rl_npz_fixture(published_fixtures: Path) -> None:
+    folder = published_fixtures / VD4RL / "64px"
     assert detect_format(folder) == "vd4rl_npz"
     episodes = list(iter_episodes(folder))
     assert [round(episode.episode_return, 2) for episode in episodes] == [4.06, 8.09]
@@ -55,11 +55,11 @@ def test_vd4rl_npz_fixture(shared_fixtures: Path) -> None:
             np.testing.assert_array_equal(episode.action, raw["action"])
 
 
-def test_vd4rl_hdf5_fixture_holds_the_npz_episodes(shared_fixtures: Path) -> None:
-    folder = shared_fixtures / VD4RL / "84px"
+def test_vd4rl_hdf5_fixture_holds_the_npz_episodes(published_fixtures: Path) -> None:
+    folder = published_fixtures / VD4RL / "84px"
     assert detect_format(folder) == detect_format(folder / "data.hdf5") == "vd4rl_hdf5"
     episodes = list(iter_episodes(folder))
-    npz_episodes = list(iter_episodes(shared_fixtures / VD4RL / "64px", format="vd4rl_npz"))
+    npz_episodes = list(iter_episodes(published_fixtures / VD4RL / "64px", format="vd4rl_npz"))
     assert [len(episode) for episode in episodes] == [501, 501]
     for episode, twin in zip(episodes, npz_episodes, strict=True):
         assert episode.frames.shape == (501, 3, 84, 84) and episode.frames.dtype == np.uint8
@@ -68,7 +68,7 @@ def test_vd4rl_hdf5_fixture_holds_the_npz_episodes(shared_fixtures: Path) -> Non
     assert [round(episode.episode_return, 2) for episode in episodes] == [4.06, 8.09]
 
 
-def test_vd4rl_hdf5_streams_one_episode_at_a_time(shared_fixtures: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_vd4rl_hdf5_streams_one_episode_at_a_time(published_fixtures: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[tuple[str, object]] = []
     original = h5py.Dataset.__getitem__
 
@@ -77,15 +77,15 @@ def test_vd4rl_hdf5_streams_one_episode_at_a_time(shared_fixtures: Path, monkeyp
         return original(self, key)
 
     monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
-    episodes = iter_episodes(shared_fixtures / VD4RL / "84px")
+    episodes = iter_episodes(published_fixtures / VD4RL / "84px")
     next(episodes)
     assert [key for name, key in reads if name == "/observation"] == [slice(0, 501)]
     next(episodes)
     assert [key for name, key in reads if name == "/observation"] == [slice(0, 501), slice(501, 1002)]
 
 
-def test_gen_dgrl_fixture(shared_fixtures: Path) -> None:
-    folder = shared_fixtures / COINRUN
+def test_gen_dgrl_fixture(published_fixtures: Path) -> None:
+    folder = published_fixtures / COINRUN
     assert detect_format(folder) == "gen_dgrl"
     episodes = list(iter_episodes(folder))
     files = sorted(folder.glob("*.npz"))
@@ -204,9 +204,9 @@ def test_interrupted_write_leaves_only_complete_files(tmp_path: Path) -> None:
             assert len(list(iter_episodes(folder))) == 1
 
 
-def test_readers_ignore_leftover_partial_files(shared_fixtures: Path, tmp_path: Path) -> None:
+def test_readers_ignore_leftover_partial_files(published_fixtures: Path, tmp_path: Path) -> None:
     folder = tmp_path / "coinrun"
-    shutil.copytree(shared_fixtures / COINRUN, folder)
+    shutil.copytree(published_fixtures / COINRUN, folder)
     (folder / ".partial-0123.tmp").write_bytes(b"half a file")
     (folder / "README.txt").write_text("not data")
     assert len(list(iter_episodes(folder))) == 3
@@ -373,8 +373,8 @@ def test_bad_input_raises_dataset_error_naming_the_file(tmp_path: Path, case: st
         assert path.name in str(caught.value)
 
 
-def test_format_argument_must_match_the_files(shared_fixtures: Path) -> None:
-    folder = shared_fixtures / COINRUN
+def test_format_argument_must_match_the_files(published_fixtures: Path) -> None:
+    folder = published_fixtures / COINRUN
     with pytest.raises(DatasetError, match="holds gen_dgrl files, not vd4rl_npz") as caught:
         iter_episodes(folder, format="vd4rl_npz")  # checked on the call, before any iteration
     assert folder.name in str(caught.value)

@@ -97,8 +97,8 @@ def test_cache_key_changes_with_the_generating_config(tmp_path):
     assert tiny_source(tmp_path).folder == base
 
 
-def test_shared_vd4rl_fixture_through_the_datamodule(shared_fixtures, tmp_path):
-    root = shared_fixtures / "vd4rl_data"
+def test_published_vd4rl_fixture_through_the_datamodule(published_fixtures, tmp_path):
+    root = published_fixtures / "vd4rl_data"
     for size in (64, 84):
         source = LocalDataset(vd4rl_path(root, "cheetah_run", "random", size))
         datamodule = PixelDataModule(source, frame_stack=3, nstep=3, batch_size=32, val_fraction=0.5,
@@ -110,8 +110,8 @@ def test_shared_vd4rl_fixture_through_the_datamodule(shared_fixtures, tmp_path):
         assert batch.obs.shape == (32, 9, size, size) and batch.action.shape == (32, 6)
 
 
-def test_shared_gen_dgrl_fixture_gives_discrete_batches(shared_fixtures, tmp_path):
-    source = LocalDataset(shared_fixtures / "gen_dgrl" / "coinrun")
+def test_published_gen_dgrl_fixture_gives_discrete_batches(published_fixtures, tmp_path):
+    source = LocalDataset(published_fixtures / "gen_dgrl" / "coinrun")
     datamodule = PixelDataModule(source, frame_stack=1, nstep=1, batch_size=64, val_fraction=0.0,
                                  cache_dir=tmp_path / "cache")
     datamodule.prepare_data()
@@ -126,8 +126,8 @@ def test_shared_gen_dgrl_fixture_gives_discrete_batches(shared_fixtures, tmp_pat
     assert batch.action.dtype == torch.int64 and int(batch.action.max()) < 15
 
 
-def test_same_seed_same_batches_and_different_seed_differs(shared_fixtures, tmp_path):
-    path = vd4rl_path(shared_fixtures / "vd4rl_data", "cheetah_run", "random", 64)
+def test_same_seed_same_batches_and_different_seed_differs(published_fixtures, tmp_path):
+    path = vd4rl_path(published_fixtures / "vd4rl_data", "cheetah_run", "random", 64)
 
     def first_batch(seed: int) -> torch.Tensor:
         dm = PixelDataModule(LocalDataset(path), batch_size=16, val_fraction=0.5, seed=seed,
@@ -140,8 +140,8 @@ def test_same_seed_same_batches_and_different_seed_differs(shared_fixtures, tmp_
     assert not torch.equal(first_batch(3), first_batch(4))
 
 
-def test_fdd_mix_keeps_size_and_draws_the_fraction_from_fixed_distraction_data(shared_fixtures, tmp_path):
-    root = shared_fixtures / "vd4rl_data"
+def test_fdd_mix_keeps_size_and_draws_the_fraction_from_fixed_distraction_data(published_fixtures, tmp_path):
+    root = published_fixtures / "vd4rl_data"
     main = LocalDataset(vd4rl_path(root, "cheetah_run", "random", 64))
     fdd = LocalDataset(vd4rl_path(root, "cheetah_run", "random", 64))  # stands in for fixed-distraction data
     plain = PixelDataModule(main, batch_size=16, val_fraction=0.5, cache_dir=tmp_path / "cache")
@@ -168,8 +168,8 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         tiny_source(tmp_path, num_episodes=0)
 
 
-def test_batch_larger_than_dataset_is_refused(shared_fixtures, tmp_path):
-    path = vd4rl_path(shared_fixtures / "vd4rl_data", "cheetah_run", "random", 64)
+def test_batch_larger_than_dataset_is_refused(published_fixtures, tmp_path):
+    path = vd4rl_path(published_fixtures / "vd4rl_data", "cheetah_run", "random", 64)
     dm = PixelDataModule(LocalDataset(path), batch_size=4096, val_fraction=0.5, cache_dir=tmp_path)
     dm.prepare_data()
     dm.setup()
