@@ -216,6 +216,8 @@ def test_readers_ignore_leftover_partial_files(published_fixtures: Path, tmp_pat
     ("vd4rl_hdf5", make_episode(4, discrete=True), "discrete actions"),
     ("vd4rl_npz", make_episode(4, discrete=True), "discrete actions"),
     ("gen_dgrl", make_episode(4), "continuous actions"),
+    ("gen_dgrl", Episode(frames=np.zeros((3, 3, 8, 8), np.uint8), action=np.array([0, 20, 1]),
+                         reward=np.zeros(3, np.float32), discount=np.ones(3, np.float32)), "holds action 20"),
     ("vd4rl_npz", make_episode(1), "1 row"),
     ("gen_dgrl", Episode(frames=np.zeros((3, 3, 8, 8), np.uint8), action=np.zeros(3, np.int64),
                          reward=np.array([1, 0, 0], np.float32), discount=np.ones(3, np.float32)), "row 0"),
@@ -341,7 +343,10 @@ BAD_INPUTS: dict[str, tuple[Callable[[Path], Path], str]] = {
     "image scaled to [0, 1]": (lambda tmp: vd4rl_file(tmp, image=np.full((5, 8, 8, 3), 0.5)), "[0, 255]"),
     "bool image": (lambda tmp: vd4rl_file(tmp, image=np.zeros((5, 8, 8, 3), bool)), "dtype bool"),
     "float discrete actions": (lambda tmp: gen_dgrl_file(tmp, actions=np.zeros((4, 1))), "dtype float64"),
-    "negative discrete actions": (lambda tmp: gen_dgrl_file(tmp, actions=-np.ones((4, 1), int)), "negative"),
+    "negative discrete actions": (lambda tmp: gen_dgrl_file(tmp, actions=-np.ones((4, 1), int)),
+                                  "holds action -1 at row 0"),
+    "discrete action past Procgen's": (lambda tmp: gen_dgrl_file(tmp, actions=np.array([[3], [0], [15], [2]])),
+                                       "holds action 15 at row 2"),
     "four-channel image": (lambda tmp: vd4rl_file(tmp, image=np.zeros((5, 8, 8, 4), np.uint8)), "square RGB"),
     "non-square image": (lambda tmp: vd4rl_file(tmp, image=np.zeros((5, 8, 6, 3), np.uint8)), "square RGB"),
     "channels-last hdf5": (lambda tmp: hdf5_file(tmp, observation=np.zeros((8, 8, 8, 3), np.uint8)), "square RGB"),
@@ -371,6 +376,15 @@ def test_bad_input_raises_dataset_error_naming_the_file(tmp_path: Path, case: st
         with pytest.raises(DatasetError, match=re.escape(problem)) as caught:
             list(iter_episodes(path.parent))
         assert path.name in str(caught.value)
+
+
+def test_gen_dgrl_action_outside_procgens_action_set_names_file_value_and_range(tmp_path: Path) -> None:
+    path = gen_dgrl_file(tmp_path, actions=np.array([[3], [20], [14], [21]]))
+    with pytest.raises(DatasetError) as caught:
+        list(iter_episodes(tmp_path))
+    message = str(caught.value)
+    assert message.startswith(f"{path}: 'actions' holds action 20 at row 1 (2 row(s) in all)")
+    assert "valid actions are 0..14, i.e. [0, 15)" in message
 
 
 def test_format_argument_must_match_the_files(published_fixtures: Path) -> None:

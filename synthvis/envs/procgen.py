@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from synthvis.datamodules.formats.episode import Episode
+from synthvis.datamodules.formats.episode import NUM_DISCRETE_ACTIONS, Episode
 
 PROCGEN_GAMES: tuple[str, ...] = (
     "bigfish",
@@ -36,8 +36,7 @@ PROCGEN_GAMES: tuple[str, ...] = (
     "starpilot",
 )
 
-# Procgen's fixed action set: 9 joystick directions (incl. no-op) and 6 buttons, the same for every game.
-NUM_ACTIONS = 15
+NUM_ACTIONS = NUM_DISCRETE_ACTIONS  # Procgen's full action set, the same for every game
 FRAME_SHAPE = (3, 64, 64)
 DISTRIBUTION_MODE = "easy"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthvis.datamodules.formats.episode import DatasetError, Episode
+from synthvis.datamodules.formats.episode import NUM_DISCRETE_ACTIONS, DatasetError, Episode
 
 # What numpy, zipfile, zlib and pickle raise on a truncated or corrupt file.
 UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError)
@@ -149,10 +149,15 @@ def as_continuous_actions(path: Path, key: str, array: np.ndarray) -> np.ndarray
 
 
 def as_discrete_actions(path: Path, key: str, array: np.ndarray) -> np.ndarray:
-    """Non-negative integer action indices, (L,) or (L, 1), as int64 (L,)."""
+    """Integer action indices in Procgen's action set [0, NUM_DISCRETE_ACTIONS), (L,) or (L, 1), as int64 (L,)."""
     array = as_vector(path, key, array, "iu")
-    if array.size and array.min() < 0:
-        raise DatasetError(path, f"'{key}' holds negative action indices", FIX_INCONSISTENT)
+    outside = np.flatnonzero((array < 0) | (array >= NUM_DISCRETE_ACTIONS))
+    if outside.size:
+        first = int(outside[0])
+        raise DatasetError(path, f"'{key}' holds action {int(array[first])} at row {first} ({outside.size} row(s) "
+                           f"in all), outside Procgen's action set: valid actions are 0..{NUM_DISCRETE_ACTIONS - 1}, "
+                           f"i.e. [0, {NUM_DISCRETE_ACTIONS})",
+                           "the file does not hold Procgen actions, or is corrupt: re-create it from the source data")
     return array.astype(np.int64)
 
 

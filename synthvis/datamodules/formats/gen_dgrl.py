@@ -1,11 +1,11 @@
 """gen_dgrl's offline Procgen episodes: `{timestamp}_{index}_{length}_{level_seed}_{return:.2f}.npz` (or `.npy`).
 
-Keys: `observations` (T+1, 3, 64, 64), `actions` (T, 1) int, `rewards` (T, 1), `dones` (T,). Published files hold
-float32 observations in [0, 255]; our writer stores uint8 (smaller, and gen_dgrl's loader casts to uint8
-anyway). `observations[T]` is the *next* episode's first frame (vector-env auto-reset); it stays as the last
-row, whose discount is 0 when the episode ended with a done. The torchrl mirror ships pickled-dict `.npy` files
-with the same keys. The return in the name is not checked: gen_dgrl's README calls it an average over 10
-episodes while its code writes the episode's own return, so it is only metadata here.
+Keys: `observations` (T+1, 3, 64, 64), `actions` (T, 1) int in Procgen's action set [0, 15), `rewards` (T, 1),
+`dones` (T,). Published files hold float32 observations in [0, 255]; our writer stores uint8 (smaller, and
+gen_dgrl's loader casts to uint8 anyway). `observations[T]` is the *next* episode's first frame (vector-env
+auto-reset); it stays as the last row, whose discount is 0 when the episode ended with a done. The torchrl mirror
+ships pickled-dict `.npy` files with the same keys. The return in the name is not checked: gen_dgrl's README
+calls it an average over 10 episodes while its code writes the episode's own return, so it is only metadata here.
 """
 
 from __future__ import annotations
