@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ STORE_VERSION = 1
 _FRAMES = "frames.u8"
 _ROWS = "rows.npz"
 _MANIFEST = "store.json"  # written last: its presence marks a complete store
+_PARTIAL = ".partial-"  # `<store>.partial-<pid>`: a store being built by that process
 
 
 @dataclass(frozen=True)
@@ -91,43 +93,76 @@ class FrameStore:
 
     @classmethod
     def build(cls, episodes: Iterable[Episode], directory: str | Path, source: str = "") -> FrameStore:
-        """Stream `episodes` into a new store at `directory` (atomically: built aside, then renamed)."""
+        """Stream `episodes` into a new store at `directory` (atomically: built aside, then renamed).
+
+        The store is written into `<directory>.partial-<pid>`, which is removed when the build fails or is
+        interrupted; such folders left by killed builds (their process gone) are removed when a build starts.
+        """
         directory = Path(directory)
-        staging = directory.with_name(directory.name + f".partial-{os.getpid()}")
+        _remove_stale_partials(directory)
+        staging = directory.with_name(f"{directory.name}{_PARTIAL}{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        actions, rewards, discounts, starts = [], [], [], [0]
-        frame_shape = action_shape = discrete = None
-        with open(staging / _FRAMES, "wb") as frame_file:
-            for index, episode in enumerate(episodes):
-                shapes = (episode.frames.shape[1:], episode.action.shape[1:], episode.discrete)
-                if frame_shape is None:
-                    frame_shape, action_shape, discrete = shapes
-                elif shapes != (frame_shape, action_shape, discrete):
-                    raise DatasetError(source or directory,
-                                       f"episode {index} has frames {shapes[0]}, actions {shapes[1]} but earlier "
-                                       f"episodes have {frame_shape}, {action_shape}",
-                                       "one dataset must hold one environment at one image size")
-                if len(episode) < 2:
-                    raise DatasetError(source or directory, f"episode {index} has {len(episode)} row(s), no transition",
-                                       "remove the episode")
-                frame_file.write(np.ascontiguousarray(episode.frames, dtype=np.uint8).tobytes())
-                actions.append(episode.action)
-                rewards.append(episode.reward.astype(np.float32))
-                discounts.append(episode.discount.astype(np.float32))
-                starts.append(starts[-1] + len(episode))
-        if frame_shape is None:
-            shutil.rmtree(staging)
-            raise DatasetError(source or directory, "dataset holds no episodes", "point the config at a non-empty dataset")
-        np.savez(staging / _ROWS, action=np.concatenate(actions), reward=np.concatenate(rewards),
-                 discount=np.concatenate(discounts), episode_starts=np.asarray(starts, dtype=np.int64))
-        manifest = {"version": STORE_VERSION, "num_rows": starts[-1], "frame_shape": list(frame_shape),
-                    "action_shape": list(action_shape), "discrete": bool(discrete),
-                    "num_episodes": len(starts) - 1, "source": str(source)}
-        (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if directory.exists():  # a concurrent builder finished first; keep its store
-            shutil.rmtree(staging)
-        else:
-            directory.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging, directory)
+        try:
+            _write_store(episodes, staging, source, origin=source or directory)
+            if directory.exists():  # a concurrent builder finished first; keep its store
+                shutil.rmtree(staging)
+            else:
+                os.replace(staging, directory)
+        except BaseException:  # KeyboardInterrupt too: a half-written store is never reused, only cleaned up
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return cls(directory)
+
+
+def _write_store(episodes: Iterable[Episode], staging: Path, source: str, origin: str | Path) -> None:
+    """Write the frames, per-row arrays and (last) the manifest of a store into `staging`; errors name `origin`."""
+    actions, rewards, discounts, starts = [], [], [], [0]
+    frame_shape = action_shape = discrete = None
+    with open(staging / _FRAMES, "wb") as frame_file:
+        for index, episode in enumerate(episodes):
+            shapes = (episode.frames.shape[1:], episode.action.shape[1:], episode.discrete)
+            if frame_shape is None:
+                frame_shape, action_shape, discrete = shapes
+            elif shapes != (frame_shape, action_shape, discrete):
+                raise DatasetError(origin, f"episode {index} has frames {shapes[0]}, actions {shapes[1]} but earlier "
+                                   f"episodes have {frame_shape}, {action_shape}",
+                                   "one dataset must hold one environment at one image size")
+            if len(episode) < 2:
+                raise DatasetError(origin, f"episode {index} has {len(episode)} row(s), no transition",
+                                   "remove the episode")
+            frame_file.write(np.ascontiguousarray(episode.frames, dtype=np.uint8).tobytes())
+            actions.append(episode.action)
+            rewards.append(episode.reward.astype(np.float32))
+            discounts.append(episode.discount.astype(np.float32))
+            starts.append(starts[-1] + len(episode))
+    if frame_shape is None:
+        raise DatasetError(origin, "dataset holds no episodes", "point the config at a non-empty dataset")
+    np.savez(staging / _ROWS, action=np.concatenate(actions), reward=np.concatenate(rewards),
+             discount=np.concatenate(discounts), episode_starts=np.asarray(starts, dtype=np.int64))
+    manifest = {"version": STORE_VERSION, "num_rows": starts[-1], "frame_shape": list(frame_shape),
+                "action_shape": list(action_shape), "discrete": bool(discrete),
+                "num_episodes": len(starts) - 1, "source": str(source)}
+    (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def _remove_stale_partials(directory: Path) -> None:
+    """Remove `<directory>.partial-<pid>` folders whose build process no longer exists (e.g. it was SIGKILLed)."""
+    if not directory.parent.is_dir():
+        return
+    prefix = f"{directory.name}{_PARTIAL}"
+    for leftover in directory.parent.glob(glob.escape(prefix) + "*"):
+        pid = leftover.name[len(prefix):]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this id is running (signal 0 checks without signalling)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
