@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from synthvis.datamodules.formats import DatasetError, iter_episodes
 from synthvis.datamodules.pixel import PixelDataModule
+from synthvis.datamodules.sources import LocalDataset
 from synthvis.envs.procgen import PROCGEN_GAMES
 from tests.helpers import CONF_DIR, compose_config
 
@@ -124,3 +127,15 @@ def test_every_procgen_game_has_a_paper_preset(game, tmp_path):
     cfg = compose_config([f"experiment=paper_procgen_{game}"], tmp_path)
     assert cfg.env.game == game and cfg.data.source.path.game == game
     assert cfg.agent._target_.endswith("DiscreteCQL") and cfg.trainer.accelerator == "gpu"
+
+
+def test_missing_dataset_hints_name_keys_that_exist(tmp_path):
+    configs = [compose_config(["data=vd4rl", "env=dmc_cheetah_run"], tmp_path),
+               compose_config(["data=gen_dgrl", *companions("data", "gen_dgrl")], tmp_path)]
+    for fail in (LocalDataset(tmp_path / "missing").prepare, lambda: list(iter_episodes(tmp_path / "missing"))):
+        with pytest.raises(DatasetError) as caught:
+            fail()
+        named = set(re.findall(r"\bdata(?:\.\w+)+", str(caught.value)))
+        assert "data.source.path.root" in named
+        for key in named:
+            assert any(OmegaConf.select(cfg, key, default=None) is not None for cfg in configs), key

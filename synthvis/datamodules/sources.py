@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1  # bump when generation changes what a given config produces
 _PROGRESS = ".progress.json"  # episodes already written by an interrupted generation
+# The config keys a published dataset's path is built from (conf/data/vd4rl.yaml, conf/data/gen_dgrl.yaml).
+PATH_KEYS_HINT = ("set data.source.path.root (or VD4RL_ROOT / GEN_DGRL_ROOT) to the extracted dataset; the folder "
+                  "under it follows data.source.path.suite, data.source.path.env, data.source.path.quality and "
+                  "data.source.path.image_size (data=vd4rl) or data.source.path.game (data=gen_dgrl)")
 
 
 class DatasetSource(ABC):
@@ -47,8 +51,7 @@ class LocalDataset(DatasetSource):
     def prepare(self) -> Path:
         """Check the path exists and holds a known format."""
         if not self.path.exists():
-            raise DatasetError(self.path, "dataset path does not exist",
-                               "set data.source.path (or data.source.root) to the folder holding the episode files")
+            raise DatasetError(self.path, "dataset path does not exist", PATH_KEYS_HINT)
         detect_format(self.path)
         return self.path
 

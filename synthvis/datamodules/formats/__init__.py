@@ -81,7 +81,8 @@ def _listing(folder: Path) -> list[Path]:
 
 def _data_files(path: Path) -> list[Path]:
     if not path.exists():
-        raise DatasetError(path, "does not exist", "check the dataset path (data.source.path / root) in the config")
+        raise DatasetError(path, "does not exist",
+                           "check data.source.path.root and the other keys under data.source.path in the config")
     if path.is_file():
         return [path]
     files = _listing(path)
