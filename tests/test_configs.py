@@ -118,8 +118,23 @@ def test_sweep_job_names_stay_short_and_distinct():
     assert bounded_dirname("latent_dim=32") == "latent_dim=32"
     long_a = ",".join(f"key{i}=value{i}" for i in range(40)) + ",latent_dim=32"
     long_b = long_a.replace("latent_dim=32", "latent_dim=64")
-    assert len(bounded_dirname(long_a)) == MAX_DIRNAME and bounded_dirname(long_a) != bounded_dirname(long_b)
+    assert len(bounded_dirname(long_a)) <= MAX_DIRNAME and bounded_dirname(long_a) != bounded_dirname(long_b)
     assert "/" not in bounded_dirname("data.source.path.root=/data/vd4rl")
+
+
+def test_shortened_sweep_job_names_keep_every_override():
+    from synthvis.resolvers import MAX_DIRNAME, bounded_dirname
+
+    # As Hydra sorts them: the swept seed comes after two long overrides that alone exceed the limit.
+    common = ("data.source.path.root=/data/vd4rl/main/cheetah_run/medium_replay/84px,"
+              "eval.test_envs.modes=[fixed_easy,fixed_medium,fixed_hard,easy,medium,hard],latent_dim=128,")
+    first, second = bounded_dirname(common + "seed=3"), bounded_dirname(common + "seed=4")
+    assert len(common) > MAX_DIRNAME and first != second
+    assert len(first) <= MAX_DIRNAME and len(second) <= MAX_DIRNAME
+    assert ",seed=3-" in first and ",seed=4-" in second and ",latent_dim=128," in first
+    # the long ones keep their key (leading parts abbreviated) and both ends of their value
+    assert first.startswith("d.s.p.root=_data_vd4rl") and "84px,e.t.modes=[fixed_easy," in first
+    assert "medium,hard]," in first and "~" in first
 
 
 @pytest.mark.parametrize("game", PROCGEN_GAMES)
