@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from synthvis.config_validation import validate_config
 from synthvis.stages import STAGES
 from synthvis.stages.common import stage_marker, stage_result
 from synthvis.utils.files import atomic_write_json, atomic_write_text
@@ -78,6 +79,7 @@ def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, An
     """
     run_dir = Path(cfg.paths.output_dir).resolve()
     cfg = run_config(cfg, run_dir, overrides)
+    validate_config(cfg)  # every bad value at once, before anything is written
     unknown = [stage for stage in cfg.stages if stage not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown} in stages={list(cfg.stages)}; available: {list(STAGES)}")

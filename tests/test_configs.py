@@ -1,4 +1,4 @@
-"""Every option of every config group composes and instantiates; the sweep knobs reach their consumers."""
+"""Every option of every config group composes, validates and instantiates; the sweep knobs reach their consumers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from synthvis.config_validation import validate_config
 from synthvis.datamodules.formats import DatasetError, iter_episodes
 from synthvis.datamodules.pixel import PixelDataModule
 from synthvis.datamodules.sources import LocalDataset
@@ -27,6 +28,7 @@ ENV_DATA_PAIRS = [(env, "generated_procgen" if env == "procgen" else "generated_
 @pytest.mark.parametrize(("env", "data"), ENV_DATA_PAIRS)
 def test_every_env_composes_and_instantiates_a_factory(env, data, tmp_path):
     cfg = compose_config([f"env={env}", f"data={data}"], tmp_path)
+    validate_config(cfg)
     factory = instantiate(cfg.env)
     assert isinstance(factory, functools.partial)
     datamodule = instantiate(cfg.data)
@@ -37,6 +39,7 @@ def test_every_env_composes_and_instantiates_a_factory(env, data, tmp_path):
 def test_every_data_option_instantiates(data, tmp_path):
     env = "procgen" if data in ("generated_procgen", "gen_dgrl") else "dmc_cheetah_run"
     cfg = compose_config([f"data={data}", f"env={env}"], tmp_path)
+    validate_config(cfg)
     datamodule = instantiate(cfg.data)
     assert isinstance(datamodule, PixelDataModule)
     assert datamodule.cache_dir == tmp_path / "data_cache"
@@ -82,6 +85,7 @@ def test_every_option_of_every_group_composes_and_builds(group, option, tmp_path
 
     overrides = [f"{group}={option}", *companions(group, option), *RUNTIME_VALUES.get(group, [])]
     cfg = compose_config(overrides, tmp_path)
+    validate_config(cfg)  # every preset and option is valid as shipped
     resolvable = {key: value for key, value in cfg.items() if key != "hydra"}  # hydra.job.* exist only at run time
     OmegaConf.to_container(OmegaConf.create(resolvable), resolve=True, throw_on_missing=False)
     node = cfg.get(group) if group not in ("hydra", "experiment", "variant") else None
@@ -140,6 +144,7 @@ def test_shortened_sweep_job_names_keep_every_override():
 @pytest.mark.parametrize("game", PROCGEN_GAMES)
 def test_every_procgen_game_has_a_paper_preset(game, tmp_path):
     cfg = compose_config([f"experiment=paper_procgen_{game}"], tmp_path)
+    validate_config(cfg)
     assert cfg.env.game == game and cfg.data.source.path.game == game
     assert cfg.agent._target_.endswith("DiscreteCQL") and cfg.trainer.accelerator == "gpu"
 
