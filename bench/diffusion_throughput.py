@@ -15,6 +15,7 @@ extra) and printed with the arithmetic. SynthER's own code on the 2-core develop
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -67,7 +68,7 @@ def counted_flops(fn) -> int:
 
 def build(device: str) -> LatentDiffusion:
     """SynthER's model with a normalizer fitted on standard-normal rows."""
-    model = LatentDiffusion(D_IN, ResidualMLPDenoiser(D_IN, width=1024, depth=6))
+    model = LatentDiffusion(D_IN, functools.partial(ResidualMLPDenoiser, width=1024, depth=6))
     model.set_normalizer(StandardNormalizer.fit(torch.randn(4096, D_IN)))
     return model.to(device)
 

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from synthvis.config_validation import validate_config
 from synthvis.stages import STAGES
 from synthvis.stages.common import stage_marker, stage_result
 from synthvis.utils.files import atomic_write_json, atomic_write_text
+from synthvis.utils.seeding import seed_stage
 from synthvis.utils.versions import package_versions
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,6 @@ def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, An
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     atomic_write_json(run_dir / "versions.json", {**package_versions(), "seed": cfg.seed})
-    L.seed_everything(cfg.seed, workers=True)
     results: dict[str, Any] = {}
     for stage in cfg.stages:
         finished = stage_result(run_dir, stage)
@@ -96,6 +95,7 @@ def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, An
             continue
         log.info("[%s] starting -> %s", stage, run_dir / stage)
         started = time.time()
+        seed_stage(cfg.seed, stage)  # a stage's randomness never depends on which stages ran before it here
         result = STAGES[stage](cfg, run_dir)
         seconds = time.time() - started
         marker = {"stage": stage, "seconds": round(seconds, 2), "result": result}

@@ -3,6 +3,7 @@ trained with a real Trainer that samples a known 2-D mixture (plus a terminal fl
 
 from __future__ import annotations
 
+import functools
 import math
 
 import lightning as L
@@ -152,7 +153,7 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, projections: int = 64) 
 
 def build_model(max_steps: int | None = None) -> LatentDiffusion:
     """A small model; the EMA warms up and averages faster than SynthER's because the run is short."""
-    return LatentDiffusion(3, ResidualMLPDenoiser(3, width=128, depth=2), lr=1e-3, max_steps=max_steps,
+    return LatentDiffusion(3, functools.partial(ResidualMLPDenoiser, width=128, depth=2), lr=1e-3, max_steps=max_steps,
                            ema_decay=0.99, ema_update_every=1, ema_update_after_step=10)
 
 
@@ -235,7 +236,7 @@ def test_checkpoint_restores_normalizer_and_ema_on_cpu(trained):
     torch.testing.assert_close(restored.normalizer.std, model.normalizer.std, rtol=0, atol=0)
     sampler = HeunODE(num_steps=8)
     from_lightning = LatentDiffusion.load_from_checkpoint(path, map_location="cpu",
-                                                          denoiser=ResidualMLPDenoiser(3, width=128, depth=2))
+                                                          denoiser=functools.partial(ResidualMLPDenoiser, width=128, depth=2))
     expected = model.sample(256, sampler, seed=3, progress=False)
     for loaded in (restored, from_lightning):
         torch.testing.assert_close(loaded.sample(256, sampler, seed=3, progress=False), expected,

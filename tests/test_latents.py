@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -259,13 +260,15 @@ def test_latent_datamodule_normalizer_and_loaders(tmp_path):
     expected_mean[-1], expected_std[-1] = 0.0, 1.0  # the terminal flag is left unnormalized
     np.testing.assert_allclose(dm.normalizer.mean.numpy(), expected_mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dm.normalizer.std.numpy(), expected_std, rtol=1e-5)
-    loader = dm.train_dataloader()
-    batches = list(loader)
-    assert len(batches) == 360 // 32 and all(b.shape == (32, layout.dim) and b.dtype == torch.float32 for b in batches)
+    per_epoch = 360 // 32
+    batches = list(itertools.islice(dm.train_dataloader(), 2 * per_epoch))  # an endless stream
+    assert all(b.shape == (32, layout.dim) and b.dtype == torch.float32 for b in batches)
+    epoch = torch.cat(batches[:per_epoch])
+    assert len(torch.unique(epoch, dim=0)) == per_epoch * 32  # without replacement within an epoch
+    assert not torch.equal(batches[0], batches[per_epoch])  # a new epoch, a new order
     again = LatentDataModule(array, layout, batch_size=32, val_fraction=0.1, seed=1)
     again.setup("fit")
     assert all(torch.equal(a, b) for a, b in zip(batches, again.train_dataloader()))  # seeded shuffle
-    assert not torch.equal(batches[0], next(iter(loader)))  # a new epoch, a new order
     np.testing.assert_array_equal(torch.cat(list(dm.val_dataloader())).numpy(), array[val_rows])
     with pytest.raises(ValueError, match="layout"):
         LatentDataModule(array)

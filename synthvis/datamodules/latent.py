@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from synthvis.datamodules.latent_extraction import load_latents
 from synthvis.datamodules.latent_layout import LatentLayout, as_layout
+from synthvis.datamodules.step_sampler import StepBatchSampler, training_position
 from synthvis.datamodules.transitions import collate_prebatched
 from synthvis.lightning_modules.components.normalizer import StandardNormalizer
 
@@ -92,19 +93,18 @@ class LatentDataModule(L.LightningDataModule):
         self.normalizer = StandardNormalizer.fit(self.train_set.__getitems__(range(len(self.train_set))),
                                                  self.layout.skip_norm_dims)
 
-    def _loader(self, dataset: LatentRows, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=shuffle,
-                          num_workers=self.num_workers, collate_fn=collate_prebatched,
-                          generator=torch.Generator().manual_seed(self.seed),
-                          persistent_workers=self.num_workers > 0)
-
     def train_dataloader(self) -> DataLoader:
-        """Shuffled full batches of training rows."""
+        """Endless shuffled full batches of training rows; batch k is fixed by (seed, k) (see StepBatchSampler)."""
         if len(self.train_set) < self.batch_size:
             raise ValueError(f"only {len(self.train_set)} training latents for batch_size={self.batch_size}; "
                              "lower the batch size or extract more transitions")
-        return self._loader(self.train_set, shuffle=True)
+        sampler = StepBatchSampler(len(self.train_set), self.batch_size, self.seed, *training_position(self.trainer))
+        return DataLoader(self.train_set, batch_sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=collate_prebatched, persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader | list:
         """Held-out rows in order; empty when val_fraction is 0."""
-        return self._loader(self.val_set, shuffle=False) if len(self.val_set) else []
+        if not len(self.val_set):
+            return []
+        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers,
+                          collate_fn=collate_prebatched, persistent_workers=self.num_workers > 0)

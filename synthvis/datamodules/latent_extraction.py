@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ from synthvis.datamodules.augmentations.composite import PixelAugmentation
 from synthvis.datamodules.latent_layout import LatentLayout, layout_for_agent
 from synthvis.datamodules.transitions import ContinuousBatch, DiscreteBatch, TransitionDataset
 from synthvis.lightning_modules.offline_agent import OfflineAgent
-from synthvis.utils.files import atomic_write_json
+from synthvis.utils.files import atomic_write, atomic_write_json
 
 LATENTS_FILE = "latents.npy"
 LAYOUT_FILE = "layout.json"
@@ -101,15 +99,7 @@ def save_latents(folder: str | Path, array: np.ndarray, layout: LatentLayout) ->
     folder = Path(folder)
     if array.ndim != 2 or array.shape[1] != layout.dim:
         raise ValueError(f"expected (N, {layout.dim}) latent transitions, got shape {array.shape}")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{LATENTS_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, np.asarray(array, dtype=np.float32))
-        os.replace(tmp, folder / LATENTS_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(folder / LATENTS_FILE, lambda handle: np.save(handle, np.asarray(array, dtype=np.float32)))
     atomic_write_json(folder / LAYOUT_FILE, layout.to_dict())
     return folder
 

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from synthvis.datamodules.formats import iter_episodes
 from synthvis.datamodules.frame_store import FrameStore
 from synthvis.datamodules.sources import DatasetSource
+from synthvis.datamodules.step_sampler import StepBatchSampler, training_position
 from synthvis.datamodules.transitions import TransitionDataset, collate_prebatched, valid_rows
 from synthvis.envs.procgen import NUM_ACTIONS
 from synthvis.utils.files import content_key, folder_fingerprint
+from synthvis.utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -135,26 +136,32 @@ class PixelDataModule(L.LightningDataModule):
                 f"{len(self.train_set):,} train / {len(self.val_set):,} validation transitions")
 
     # --- loaders ------------------------------------------------------------------------------------------
-    def _loader(self, dataset: TransitionDataset, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, drop_last=shuffle,
-                          num_workers=self.num_workers, collate_fn=collate_prebatched, generator=generator,
-                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
-
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (Lightning swaps in a DistributedSampler under DDP)."""
+        """Endless shuffled training batches; batch k is fixed by (seed, k) and each DDP rank draws its own share."""
         if len(self.train_set) < self.batch_size:
             raise ValueError(f"only {len(self.train_set)} training transitions for data.batch_size="
                              f"{self.batch_size}; lower the batch size or add data")
-        return self._loader(self.train_set, shuffle=True)
+        return DataLoader(self.train_set, batch_sampler=StepBatchSampler(len(self.train_set), self.batch_size,
+                                                                         self.seed, *training_position(self.trainer)),
+                          num_workers=self.num_workers, collate_fn=collate_prebatched, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader | list:
         """Held-out episodes' transitions, in order; empty when val_fraction is 0."""
-        return self._loader(self.val_set, shuffle=False) if len(self.val_set) else []
+        if not len(self.val_set):
+            return []
+        return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers,
+                          collate_fn=collate_prebatched, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Pixel augmentation runs here, on the batch's device, during training only."""
+        """Pixel augmentation runs here, on the batch's device, during training only.
+
+        Update k's parameters come from (seed, k, rank), so a resumed stage augments exactly as an uninterrupted one.
+        """
         if self.augmentation is not None and self.trainer is not None and self.trainer.training:
+            self.augmentation.seed(derive_seed(self.seed, "augment", self.trainer.global_step,
+                                               self.trainer.global_rank))
             return self.augmentation(batch)
         return batch
 

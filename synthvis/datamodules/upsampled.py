@@ -11,26 +11,31 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from synthvis.datamodules.latent_layout import LatentLayout, as_layout
+from synthvis.datamodules.step_sampler import training_position
+from synthvis.utils.seeding import derive_seed
 
 
 class MixedBatches(IterableDataset):
     """An endless stream of (B, D) float32 batches: `num_real` real rows, then `num_synthetic` synthetic rows.
 
-    Rows are drawn uniformly with replacement from each set (SynthER REDQRLPDAgent.sample_data), from a
-    generator seeded with `seed` on every new iteration, so the stream is reproducible.
+    Rows are drawn uniformly with replacement from each set (SynthER REDQRLPDAgent.sample_data); batch k comes
+    from a generator seeded with (seed, k, rank), so the stream is reproducible and starts at batch `start`
+    exactly where an uninterrupted stream would be.
     """
 
     def __init__(self, real: np.ndarray | None, synthetic: np.ndarray | None, num_real: int, num_synthetic: int,
-                 seed: int) -> None:
+                 seed: int, start: int = 0, rank: int = 0) -> None:
         self.parts = [(array, count) for array, count in ((real, num_real), (synthetic, num_synthetic)) if count]
-        self.seed = seed
+        self.seed, self.start, self.rank = seed, start, rank
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        rng = np.random.default_rng(self.seed)
+        step = self.start
         while True:
+            rng = np.random.default_rng(derive_seed(self.seed, step, self.rank))
             rows = [np.asarray(array[rng.integers(0, len(array), count)], dtype=np.float32)
                     for array, count in self.parts]
             yield torch.from_numpy(np.concatenate(rows))
+            step += 1
 
 
 class UpsampledDataModule(L.LightningDataModule):
@@ -69,5 +74,6 @@ class UpsampledDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Mixed batches, passed through as they are (gathering rows is cheap, so no worker processes)."""
-        return DataLoader(MixedBatches(self.real, self.synthetic, self.num_real, self.num_synthetic, self.seed),
-                          batch_size=None)
+        start, rank, _ = training_position(self.trainer)
+        return DataLoader(MixedBatches(self.real, self.synthetic, self.num_real, self.num_synthetic, self.seed,
+                                       start, rank), batch_size=None)

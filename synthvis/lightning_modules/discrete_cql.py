@@ -77,9 +77,15 @@ class DiscreteCQL(OfflineAgent):
         self.log_dict({f"train/{name}": value for name, value in metrics.items()})
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: DiscreteBatch, batch_idx: int) -> None:
-        """Hard target copy after updates 1, N + 1, 2N + 1, ... (gen_dgrl: total_steps % N == 0, counted before)."""
-        if (self.global_step - 1) % self.hparams.target_update_every == 0:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimizer step, then the hard target copy after updates 1, N + 1, 2N + 1, ...
+
+        gen_dgrl copies when total_steps % N == 0, counted before the increment; Lightning counts this update in
+        global_step only after this hook returns. Here rather than in on_train_batch_end, which Lightning runs
+        after the checkpoint callbacks, so a checkpoint holds the target of the updates it counts.
+        """
+        super().optimizer_step(*args, **kwargs)
+        if self.global_step % self.hparams.target_update_every == 0:
             self.q_target.load_state_dict(self.q.state_dict())
 
     def validation_step(self, batch: DiscreteBatch, batch_idx: int) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -15,11 +15,7 @@ from synthvis.lightning_modules.components.ema import EMA
 from synthvis.lightning_modules.components.normalizer import StandardNormalizer
 from synthvis.lightning_modules.diffusion.edm import edm_loss, precondition
 from synthvis.lightning_modules.diffusion.samplers import Sampler
-
-
-def batch_seed(seed: int, index: int) -> int:
-    """An independent 64-bit seed for sampling batch `index` of a run seeded with `seed` (a SeedSequence)."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0])
+from synthvis.utils.seeding import derive_seed
 
 
 def _sync_skip_dims(module: LatentDiffusion, incompatible_keys: object) -> None:
@@ -33,6 +29,7 @@ class LatentDiffusion(L.LightningModule):
     Training normalizes each batch with the fitted normalizer and minimizes the EDM loss: AdamW with a cosine
     LR over `max_steps` (stepped every update), global-norm gradient clipping at `grad_clip`, and an EMA of
     the denoiser updated after every step (ema_pytorch warm-up). `sample` draws from the EMA weights.
+    `denoiser(d_in=d_in)` builds the network (e.g. a partial ResidualMLPDenoiser), so the row width is given once.
 
     The normalizer: build the module, then `set_normalizer(StandardNormalizer.fit(train_rows, skip_dims))`
     before `fit`. Its mean / std and a `skip_mask` of the skipped dims are buffers of this module, so a
@@ -43,7 +40,7 @@ class LatentDiffusion(L.LightningModule):
     def __init__(
         self,
         d_in: int,
-        denoiser: nn.Module,
+        denoiser: Callable[..., nn.Module],
         sigma_data: float = 1.0,
         p_mean: float = -1.2,
         p_std: float = 1.2,
@@ -58,8 +55,8 @@ class LatentDiffusion(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["denoiser"])
-        self.denoiser = denoiser
-        self.ema = EMA(denoiser, ema_decay, ema_update_every, ema_update_after_step)
+        self.denoiser = denoiser(d_in=d_in)
+        self.ema = EMA(self.denoiser, ema_decay, ema_update_every, ema_update_after_step)
         self.normalizer = StandardNormalizer(d_in)
         self.register_buffer("skip_mask", torch.zeros(d_in, dtype=torch.bool))
         self.register_buffer("normalizer_fitted", torch.tensor(False))
@@ -95,8 +92,13 @@ class LatentDiffusion(L.LightningModule):
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
         return loss
 
-    def on_train_batch_end(self, outputs: object, batch: torch.Tensor, batch_idx: int) -> None:
-        """One EMA update per optimizer step (SynthER calls ema.update() after every step)."""
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimizer step, then one EMA update (SynthER calls ema.update() after every step).
+
+        Here rather than in on_train_batch_end, which Lightning runs after the checkpoint callbacks: a checkpoint
+        must hold the EMA of the updates it counts, or a resumed run would miss one EMA update.
+        """
+        super().optimizer_step(*args, **kwargs)
         self.ema.update(self.denoiser)
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
@@ -144,7 +146,7 @@ class LatentDiffusion(L.LightningModule):
 
         Rows are drawn in batches of `batch_size` on this module's device (`Trainer.fit` leaves the module on
         the CPU: `.to("cuda")` it first); 1024-2048 is fastest on a CPU (cache-sized activations), SynthER
-        uses 100k on a GPU. Batch i uses its own generator seeded with batch_seed(seed, i), so (seed,
+        uses 100k on a GPU. Batch i uses its own generator seeded with derive_seed(seed, i), so (seed,
         batch_size) fix the samples on a given device type. To split the work across DDP ranks, pass
         rank=trainer.global_rank, world_size=trainer.world_size: rank r draws batches r, r + world_size, ...;
         every rank's batches put back in batch order (all_gather) are exactly the single-process result.
@@ -158,7 +160,7 @@ class LatentDiffusion(L.LightningModule):
         steps = len(batches) * sampler.num_steps
         with tqdm(total=steps, desc="sampling", unit="step", disable=not progress) as bar:
             for index, start in batches:
-                generator = torch.Generator(self.device).manual_seed(batch_seed(seed, index))
+                generator = torch.Generator(self.device).manual_seed(derive_seed(seed, index))
                 rows = min(batch_size, num_samples - start)
                 x = sampler(denoise, (rows, self.hparams.d_in), generator, callback=lambda _: bar.update())
                 chunks.append(self.normalizer.unnormalize(x).cpu())

@@ -49,13 +49,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                          f"{'cql' if datamodule.discrete else 'drqbc'}")
     evaluation = instantiate(cfg.callbacks.evaluation, output=str(stage_dir / "eval.json"))
     weights = stage_dir / "agent.pt"
-    trainer = build_trainer(cfg, "agent", stage_dir, [evaluation, ExportWeights(weights, agent_cfg)],
+    trainer = build_trainer(cfg, "agent", stage_dir, [evaluation, ExportWeights(weights, agent_cfg)], "agent.lr",
                             max_steps=cfg.steps.agent)
     log.info("training %s for %d updates at batch %d on %s", agent_cfg._target_.rsplit(".", 1)[-1],
              cfg.steps.agent, datamodule.batch_size, trainer.strategy.root_device)
-    if trainer.is_global_zero and resume_checkpoint(stage_dir) is None:
+    checkpoint = resume_checkpoint(stage_dir)
+    if trainer.is_global_zero and checkpoint is None:
         log_augmentations(trainer, datamodule)
-    trainer.fit(agent, datamodule=datamodule, ckpt_path=resume_checkpoint(stage_dir))
+    trainer.fit(agent, datamodule=datamodule, ckpt_path=checkpoint)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     periodic = stage_dir / "eval.json"
     return {"updates": load_weights(weights)[1]["updates"], "weights": str(weights), "metrics": metrics,

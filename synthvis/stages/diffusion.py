@@ -27,7 +27,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     model = instantiate(model_cfg)
     model.set_normalizer(datamodule.normalizer)
     weights = stage_dir / "model.pt"
-    trainer = build_trainer(cfg, "diffusion", stage_dir, [ExportWeights(weights, model_cfg)],
+    trainer = build_trainer(cfg, "diffusion", stage_dir, [ExportWeights(weights, model_cfg)], "diffusion.lr",
                             max_steps=cfg.steps.diffusion)
     log.info("training the diffusion model (d=%d, %d parameters) for %d updates at batch %d on %d latent rows",
              datamodule.layout.dim, sum(p.numel() for p in model.denoiser.parameters()), cfg.steps.diffusion,

@@ -33,6 +33,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     weights = stage_dir / "agent.pt"
     evaluation = instantiate(cfg.callbacks.evaluation, output=None)
     trainer = build_trainer(cfg, "finetune", stage_dir, [evaluation, FullAgentExport(weights, extras["config"])],
+                            "finetune.module.lr",
                             max_steps=cfg.steps.finetune)
     log.info("fine-tuning %s heads for %d updates on %d real + %d synthetic latents (synthetic ratio %.2f)",
              ", ".join(agent.heads()), cfg.steps.finetune, 0 if real is None else len(real),
