@@ -78,16 +78,18 @@ def save_weights(path: Path, module: torch.nn.Module, config: DictConfig, **extr
 
 
 class ExportWeights(L.Callback):
-    """Writes the trained module's portable weights at the end of training, from global rank 0.
+    """Writes the trained module's portable weights when fit ends, from global rank 0.
 
     Done inside the training process so that every strategy (including DDP spawn, whose workers' state never
-    returns to the launching process) leaves the same file with the true update count.
+    returns to the launching process) leaves the same file with the true update count. On fit end rather than
+    train end: a stage resumed from a checkpoint of its last update trains no more, and Lightning then skips the
+    train hooks.
     """
 
     def __init__(self, path: Path, config: DictConfig) -> None:
         self.path, self.config = path, config
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Save on rank 0."""
         if trainer.is_global_zero:
             save_weights(self.path, pl_module, self.config, updates=trainer.global_step)

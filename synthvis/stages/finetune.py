@@ -46,6 +46,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 class FullAgentExport(ExportWeights):
     """Saves the complete agent (frozen encoder and trunks + fine-tuned heads), loadable like a base agent."""
 
-    def on_train_end(self, trainer, pl_module) -> None:
+    def on_fit_end(self, trainer, pl_module) -> None:
         """Export `full_agent()` on rank 0."""
-        super().on_train_end(trainer, pl_module.full_agent())
+        super().on_fit_end(trainer, pl_module.full_agent())
