@@ -48,3 +48,20 @@ def test_non_finite_weights_are_neither_written_nor_loaded(tmp_path):
     torch.save(payload, tmp_path / "old.pt")  # e.g. written by an older version
     with pytest.raises(NonFiniteError, match="old.pt holds non-finite weights \\(weight\\)"):
         load_weights(tmp_path / "old.pt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["bc", "cql"])
+def test_a_diverging_agent_stops_the_run_and_is_never_reused(tmp_path, case):
+    from tests.test_agent_stage import run_train
+    overrides = {"bc": ["agent=bc", "agent.lr=1e10"],
+                 "cql": ["env=procgen", "env.game=bigfish", "data=generated_procgen", "data.source.num_transitions=600",
+                         "agent=cql", "eval=procgen", "agent.latent_dim=32", "agent.channels=[4,8,8]", "agent.lr=1e12"]}
+    for attempt in range(2):  # a rerun fails the same way: nothing of the diverged agent was kept
+        result = run_train(tmp_path, "stages=[data,agent,eval]", "steps.agent=30", *overrides[case], dmc=case == "bc")
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "[agent] training diverged at update " in output, output[-4000:]
+        assert "(agent.lr, now 1" in output
+        run = tmp_path / "run"
+        assert not (run / "agent" / "done.json").exists() and not (run / "agent" / "agent.pt").exists()
+        assert not (run / "eval.json").exists() and (run / "data" / "done.json").exists()

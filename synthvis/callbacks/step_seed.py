@@ -21,13 +21,17 @@ class StepSeed(L.Callback):
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self.streams: list[tuple[str, SeededGenerators]] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Find the modules' own generator streams once (the module tree does not change during training)."""
+        self.streams = [(name, module.generators) for name, module in pl_module.named_modules()
+                        if isinstance(getattr(module, "generators", None), SeededGenerators)]
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         """Seed update `trainer.global_step` on this rank."""
         step, rank = trainer.global_step, trainer.global_rank
         seed_all(derive_seed(self.seed, step, rank))
-        for name, module in pl_module.named_modules():
-            generators = getattr(module, "generators", None)
-            if isinstance(generators, SeededGenerators):
-                generators.seed(derive_seed(self.seed, step, rank, name))
+        for name, generators in self.streams:
+            generators.seed(derive_seed(self.seed, step, rank, name))

@@ -22,14 +22,22 @@ def derive_seed(*keys: int | str) -> int:
 
 
 def seed_all(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global RNGs (every CUDA device too) with `seed`."""
+    """Seed Python's, NumPy's and torch's global RNGs with `seed`, and every CUDA device once CUDA is initialized.
+
+    Cheap enough to run before every update (~10 us on a CPU), unlike torch.manual_seed (~100 us: it visits every
+    backend). `seed_stage` also seeds CUDA lazily, for stages that initialize it later.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    torch.default_generator.manual_seed(seed)
+    if torch.cuda.is_initialized():
+        for generator in torch.cuda.default_generators:
+            generator.manual_seed(seed)
 
 
 def seed_stage(seed: int, stage: str) -> int:
     """Seed every global RNG for `stage` of a run seeded with `seed`; returns the stage's seed."""
     stage_seed = derive_seed(seed, stage)
     seed_all(stage_seed)
+    torch.cuda.manual_seed_all(stage_seed)  # applied when CUDA initializes, if it has not yet
     return stage_seed
