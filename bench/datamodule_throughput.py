@@ -32,13 +32,14 @@ def random_episodes(count: int, image_size: int, length: int = 501, seed: int = 
 
 
 def time_loader(dataset: TransitionDataset, batch_size: int, workers: int, batches: int) -> float:
-    """Seconds per batch of a shuffled DataLoader, after one warm-up batch."""
+    """Seconds per batch of the training DataLoader PixelDataModule builds, after one warm-up batch."""
     from torch.utils.data import DataLoader
 
+    from synthvis.datamodules.step_sampler import StepBatchSampler
     from synthvis.datamodules.transitions import collate_prebatched
 
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
-                        collate_fn=collate_prebatched, persistent_workers=workers > 0)
+    loader = DataLoader(dataset, batch_sampler=StepBatchSampler(len(dataset), batch_size, seed=0),
+                        num_workers=workers, collate_fn=collate_prebatched, persistent_workers=workers > 0)
     iterator = iter(loader)
     next(iterator)
     started = time.perf_counter()

@@ -8,7 +8,7 @@ calls `LatentDiffusion.sample` on one batch of `--sample-batch` rows with the 12
 (255 network evaluations per row) and the 32-step Heun sampler (63). Besides the wall time, the median step
 time x steps is shown: on a shared machine it is the throughput without the other processes' bursts. FLOPs
 are counted by torch's FlopCounterMode (matrix products only: biases, activations and the optimizer are
-extra) and printed with the arithmetic. SynthER's own code on the 2-core development CPU (DESIGN.md): about
+extra) and printed with the arithmetic. SynthER's own code on the 2-core development CPU: about
 10 train steps/s at batch 256 and 40 samples/s with 128 steps.
 """
 

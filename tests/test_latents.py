@@ -73,7 +73,7 @@ def test_layout_dims_and_pack_unpack_round_trip(latent_dim, kind):
             np.testing.assert_array_equal(np.asarray(decoded[name]), value)  # real rows decode to themselves
         assert layout.pack(unpacked).tolist() == packed.tolist()  # pack(unpack(x)) == x, one-hot given as is
     if kind == "dmc":
-        assert layout.dim == {32: 135, 64: 263, 128: 519, 256: 1031, 50: 207}[latent_dim]  # algorithms.md §2
+        assert layout.dim == {32: 135, 64: 263, 128: 519, 256: 1031, 50: 207}[latent_dim]  # 4F + A + 1 with A = 6
         assert layout.skip_norm_dims == () and not layout.discrete
     else:
         assert layout.skip_norm_dims == (layout.dim - 1,) and layout.discrete

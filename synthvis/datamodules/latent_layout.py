@@ -1,7 +1,7 @@
-"""The one description of a packed latent transition: field order, sizes and kinds (algorithms.md §7).
+"""The one description of a packed latent transition: field order, sizes and kinds.
 
 Extraction packs with it, the diffusion datamodule normalizes with its skip dims, the sampler decodes with it and
-head fine-tuning unpacks with it, so the vector layout is written down exactly once (aesthetics.md practice 7).
+head fine-tuning unpacks with it, so the vector layout is written down exactly once.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stage 6: fine-tune an offline agent's heads on latent transitions; encoder and trunks stay frozen (§10)."""
+"""Stage 6: fine-tune an offline agent's heads on latent transitions; encoder and trunks stay frozen."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ class HeadFinetune(L.LightningModule):
 
     - DrQ+BC: critic_loss on (z_q, a, r, discount, z'_pi, z'_q), then actor_loss on (z_pi, z_q, a), then a soft
       update (the agent's tau) of the target critic's Q1 / Q2. z'_q comes from the frozen online critic trunk
-      (algorithms.md §7), so only the target's Q heads are used; its trunk, like every trunk, stays as it was.
+      (as when the latents were extracted), so only the target's Q heads are used; its trunk, like every trunk,
+      stays as it was.
       The discount is the layout's gamma^n (DMC has no terminals). Sigma continues the base agent's schedule
       from `base_updates` (the base agent's update count).
     - BC: bc_loss on (z_pi, a), sigma as above.

@@ -1,4 +1,4 @@
-"""Zero-shot generalization scores relative to a baseline (algorithms.md §4.5)."""
+"""Zero-shot generalization scores relative to a baseline."""
 
 from __future__ import annotations
 

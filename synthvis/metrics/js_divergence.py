@@ -1,6 +1,6 @@
 """Jensen-Shannon divergence between the latents of a training set and of a test environment.
 
-The estimator (algorithms.md §4.5; the paper gives no procedure):
+The estimator (the paper gives no procedure):
 
 1. Per latent dimension d, histogram both sets on the same bins: `bins` equal-width bins over a shared range
    [lo_d, hi_d] (a fixed `value_range` for every dimension, or the pooled min/max of both sets per dimension).

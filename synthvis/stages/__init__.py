@@ -1,4 +1,4 @@
-"""Pipeline stages by name, in the order DESIGN.md lists them."""
+"""Pipeline stages by name, in the order the pipeline runs them."""
 
 from synthvis.stages import agent, data, diffusion, evaluate, finetune, latents, report, sample
 

@@ -9,7 +9,7 @@ class SeededGenerators:
     """One `torch.Generator` per device, each started from the same seed, created on first use.
 
     Parameters are drawn with the generator of the pixels' device, so a GPU batch never waits on the CPU global
-    RNG and never copies parameters host-to-device (kornia's own augmentations draw on the CPU; users.md §7).
+    RNG and never copies parameters host-to-device (kornia's own augmentations draw on the CPU).
     """
 
     def __init__(self, seed: int | None = None) -> None:
