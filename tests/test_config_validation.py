@@ -167,16 +167,17 @@ def test_validation_takes_well_under_a_second(dmc_config: DictConfig) -> None:
     assert time.perf_counter() - started < 0.25
 
 
-def test_train_py_refuses_a_bad_value_before_writing_anything(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("override", "message"), [("steps.agent=-1", "steps.agent=-1: an int >= 1"),
+                                                   ("env.domain=nosuch", "env.domain='nosuch': a dm_control domain")])
+def test_train_py_refuses_a_bad_value_before_writing_anything(tmp_path: Path, override: str, message: str) -> None:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "steps.agent=-1", f"run_dir={tmp_path}/r",
-         f"paths.data_dir={tmp_path}/cache"],
+        [sys.executable, str(REPO / "train.py"), override, f"run_dir={tmp_path}/r", f"paths.data_dir={tmp_path}/cache"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
     )
     assert result.returncode != 0
     assert time.monotonic() - started < 60  # Python and Hydra start-up; no stage ran
-    assert "steps.agent=-1: an int >= 1" in result.stderr
+    assert message in result.stderr
     assert not (tmp_path / "cache").exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["r"]  # nor logs/ or a data cache in the cwd
     run_files = {path.name for path in (tmp_path / "r").iterdir()}
