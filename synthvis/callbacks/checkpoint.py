@@ -23,11 +23,11 @@ class StageCheckpoint(ModelCheckpoint):
         size = checkpoint_bytes(pl_module, trainer.optimizers) / 2**20
         count = max(1, trainer.max_steps // self._every_n_train_steps) if trainer.max_steps > 0 else None
         if self.save_top_k == 0:
-            kept = f"keeping last.ckpt only (~{size:.1f} MB)"
+            kept = f"keeping last.ckpt only (~{size:.1f} MiB)"
         elif self.save_top_k < 0:
-            total = f"~{size * (count + 1):.1f} MB" if count else "unbounded"
+            total = f"~{size * (count + 1):.1f} MiB" if count else "unbounded"
             kept = f"keeping every one ({total})"
         else:
-            kept = f"keeping last.ckpt and {self.save_top_k} more (~{size * (self.save_top_k + 1):.1f} MB)"
-        log.info("checkpoints: ~%.1f MB each, every %d updates into %s, %s", size, self._every_n_train_steps,
+            kept = f"keeping last.ckpt and {self.save_top_k} more (~{size * (self.save_top_k + 1):.1f} MiB)"
+        log.info("checkpoints: ~%.1f MiB each, every %d updates into %s, %s", size, self._every_n_train_steps,
                  self.dirpath, kept)
