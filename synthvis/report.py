@@ -37,6 +37,15 @@ from synthvis.metrics.generalization import (
     gap_closed,
     mean_normalized_return,
 )
+from synthvis.metrics.statistics import (
+    CONFIDENCE,
+    REPS,
+    Interval,
+    aggregate,
+    gap_closed_interval,
+    probability_of_improvement,
+    resolves,
+)
 from synthvis.utils.files import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -45,6 +54,9 @@ BASELINE = "baseline"
 # Table and plot order: the ablation ladder up to the method, then anything else.
 VARIANT_ORDER = (BASELINE, "augmented", "upsampled", "aug_upsampled")
 UNKNOWN = "unknown"
+# Variants each variant is tested against for a probability of improvement: the baseline, and augmentation alone.
+REFERENCE_VARIANTS = (BASELINE, "augmented")
+MIN_RELIABLE_SEEDS = 5  # with fewer seeds a percentile bootstrap interval covers little beyond what they did
 BACKGROUND_LABELS = {"procedural": "DCS-style (procedural)", "davis": "DCS (DAVIS backgrounds)",
                      "image_folder": "image-folder backgrounds"}
 PROCGEN_SPLITS = {"train": "training levels", "validation": "validation levels", "test": "unseen levels"}
@@ -234,7 +246,86 @@ def _references_line(runs: list[dict[str, Any]]) -> str | None:
     return f"References on the training env (mean over runs): {'; '.join(parts)}." if parts else None
 
 
-def render_markdown(runs: list[dict[str, Any]], summary: list[dict[str, Any]], source: Path) -> str:
+def score_matrix(group: dict[str, Any], envs: Sequence[str]) -> np.ndarray | None:
+    """(seeds, envs) of a group's per-run mean returns; None unless every run has every env."""
+    columns = [group["returns"].get(name, []) for name in envs]
+    if not envs or any(len(column) != len(group["seeds"]) for column in columns):
+        return None
+    return np.array(columns, dtype=float).T
+
+
+def _interval_cell(interval: Interval, digits: int = 1) -> str:
+    point, low, high = interval
+    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def statistics_lines(groups: list[dict[str, Any]], envs: Sequence[str], tests: Sequence[str],
+                     reps: int | None = None) -> list[str]:
+    """The rliable section of a task: IQM and mean with CIs per env set, P(improvement), G, and what resolves."""
+    sets = {name: [name] for name in envs} | ({"test envs": list(tests)} if tests else {})
+    reps = REPS if reps is None else reps
+    scored = [(g, {label: score_matrix(g, names) for label, names in sets.items()}) for g in groups]
+    # A single seed has no spread to resample: its "interval" would be a point.
+    scored = [(g, matrices) for g, matrices in scored
+              if len(g["seeds"]) >= 2 and all(m is not None for m in matrices.values())]
+    if not scored:
+        return []
+    seeds = sorted({len(g["seeds"]) for g, _ in scored})
+    lines = ["", "### Over seeds, with intervals (rliable)", "",
+             (f"Protocol: a run's score on an env is its mean episode return (episodes averaged within a seed "
+              f"first); n = {', '.join(map(str, seeds))} seeds per variant. Cells are point estimates with "
+              f"{CONFIDENCE:.0%} stratified-bootstrap percentile intervals ({reps} resamples of the seeds, within "
+              "each env; seeded). IQM = interquartile mean over seeds × envs (Agarwal et al. 2021); `test envs` "
+              "pools every test env."), ""]
+    aggregates = [{label: aggregate(matrix, reps) for label, matrix in matrices.items()} for _, matrices in scored]
+    for statistic, title in (("iqm", "IQM"), ("mean", "Mean")):
+        lines += [f"{title} return, with intervals:", ""]
+        lines += _table(["variant", "latent_dim", "n", *sets],
+                        [[g["variant"], g["latent_dim"], len(g["seeds"]),
+                          *(_interval_cell(values[label][statistic]) for label in sets)]
+                         for (g, _), values in zip(scored, aggregates, strict=True)])
+        lines.append("")
+    if not tests:
+        return lines
+    findings: list[str] = []
+    rows = []
+    for g, matrices in scored:
+        row = [g["variant"], g["latent_dim"]]
+        for reference in REFERENCE_VARIANTS:
+            other = next((o for o, m in scored if o["variant"] == reference and o["latent_dim"] == g["latent_dim"]
+                          and o is not g), None)
+            if other is None:
+                row.append("–")
+                continue
+            poi = probability_of_improvement(matrices["test envs"], score_matrix(other, tests), reps)
+            row.append(_interval_cell(poi, 2))
+            verdict = ("not resolved: the interval contains 0.5" if not resolves(poi, 0.5)
+                       else f"{g['variant']} {'better' if poi[1] > 0.5 else 'worse'}: the interval excludes 0.5")
+            findings.append(f"- P({g['variant']} > {reference}) on the test envs = {_interval_cell(poi, 2)}; "
+                            f"{verdict}.")
+        baseline = next((o for o, _ in scored if o["variant"] == BASELINE and o["latent_dim"] == g["latent_dim"]),
+                        None)
+        if baseline is None or baseline is g:
+            row.append("–")
+        else:
+            g_interval = gap_closed_interval(score_matrix(g, [TRAIN_ENV, *tests]),
+                                             score_matrix(baseline, [TRAIN_ENV, *tests]), reps)
+            row.append("n/a" if math.isnan(g_interval[0]) else _interval_cell(g_interval, 3))
+        rows.append(row)
+    lines += [("Probability of improvement on the test envs (each env a task; ties count 1/2) and the gap closed G "
+               "against the baseline, with intervals:"), ""]
+    lines += _table(["variant", "latent_dim", *(f"P(> {r})" for r in REFERENCE_VARIANTS), "G"], rows)
+    if findings:
+        few = min(seeds) < MIN_RELIABLE_SEEDS
+        lines += ["", "What these seeds resolve:", "", *findings]
+        if few:
+            lines += ["", (f"With fewer than {MIN_RELIABLE_SEEDS} seeds a bootstrap interval only spans what those "
+                           "seeds happened to do, so read any difference here as provisional.")]
+    return lines
+
+
+def render_markdown(runs: list[dict[str, Any]], summary: list[dict[str, Any]], source: Path,
+                    reps: int | None = None) -> str:
     """report.md: per task a returns table, G and normalized return vs the baseline, and JS divergences."""
     lines = [f"# Results: `{source}`", "",
              (f"{len(runs)} runs. Each run's number per env is its mean episode return; cells are mean ± std "
@@ -263,6 +354,7 @@ def render_markdown(runs: list[dict[str, Any]], summary: list[dict[str, Any]], s
                         [[g["variant"], g["latent_dim"],
                           *(_fmt(v, 3) for v in versus_baseline(g, _baseline_of(g, summary)))]
                          for g in groups])
+        lines += statistics_lines(groups, envs, tests, reps)
         with_js = [g for g in groups if g["js"]]
         if with_js:
             js_envs = _ordered(env for g in with_js for row in g["js"].values() for env in row)
@@ -355,8 +447,10 @@ def plot_js_heatmap(summary: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def build_report(path: str | Path, out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Collect the runs under `path`; write results.csv, report.md and plots to `out_dir` (default: path)."""
+def build_report(path: str | Path, out_dir: str | Path | None = None, reps: int | None = None) -> dict[str, Any]:
+    """Collect the runs under `path`; write results.csv, report.md and plots to `out_dir` (default: path).
+
+    `reps`: bootstrap resamples per interval (default REPS)."""
     path = Path(path)
     runs = collect_runs(path)
     out = Path(out_dir) if out_dir is not None else path
@@ -368,7 +462,7 @@ def build_report(path: str | Path, out_dir: str | Path | None = None) -> dict[st
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out / "results.csv", buffer.getvalue())
-    markdown = render_markdown(runs, summary, path)
+    markdown = render_markdown(runs, summary, path, reps)
     atomic_write_text(out / "report.md", markdown)
     plot_returns(summary, out / "returns.png")
     written = [out / "results.csv", out / "report.md", out / "returns.png"]
@@ -386,10 +480,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m synthvis.report", description=__doc__.split("\n")[0])
     parser.add_argument("path", help="a run directory, a multirun directory, or a folder of run directories")
     parser.add_argument("--out", default=None, help="where to write the report (default: PATH)")
+    parser.add_argument("--reps", type=int, default=REPS, help=f"bootstrap resamples per interval (default {REPS})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        result = build_report(args.path, args.out)
+        result = build_report(args.path, args.out, args.reps)
     except FileNotFoundError as error:
         parser.error(str(error))
     print(result["markdown"], end="")  # the markdown ends with its own newline

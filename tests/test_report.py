@@ -19,6 +19,12 @@ DISTRACTION = {"kinds": ["color", "camera", "background"], "background_source": 
                "background_path": None}
 
 
+@pytest.fixture(autouse=True)
+def few_resamples(monkeypatch):
+    """200 bootstrap resamples per interval: enough for these exact, fabricated results, and fast."""
+    monkeypatch.setattr("synthvis.report.REPS", 200)
+
+
 def run_returns(variant: str, seed: int, latent_dim: int) -> dict[str, float]:
     """Known returns: seeds 0/1 sit 10 below/above the variant's value; hard = fixed_easy − 100; d=64 adds 50
     on the test envs only."""
@@ -177,3 +183,27 @@ def test_protocol_labels_name_the_distraction_source_or_level_split():
     assert protocol_label({}, procgen=False) == "no distractions"
     assert protocol_label({}, procgen=True) == "training levels"
     assert protocol_label({"split": "test", "variant": "monochrome"}, procgen=True) == "unseen levels, monochrome"
+
+
+def test_report_gives_rliable_intervals_probability_of_improvement_and_g(tmp_path):
+    markdown = build_report(make_multirun(tmp_path))["markdown"]
+    section = markdown.split("### Over seeds, with intervals (rliable)")[1].split("### Latent JS")[0]
+    assert "n = 2 seeds per variant" in section and "95% stratified-bootstrap percentile intervals" in section
+    iqm, mean = (section.split(f"{title} return, with intervals:")[1] for title in ("IQM", "Mean"))
+    # Seeds 790 and 810 on train: IQM and mean 800 with the interval spanning the two seeds.
+    assert table_row(iqm, "variant", "latent_dim", "n")[3:] == ["train", "fixed_easy", "hard", "test envs"]
+    assert table_row(iqm, "baseline", "32", "2")[3] == table_row(mean, "baseline", "32", "2")[3] == \
+        "800.0 [790.0, 810.0]"
+    # aug_upsampled beats the baseline on every seed of every test env: P = 1 with a point interval.
+    row = table_row(section.split("Probability of improvement")[1], "aug_upsampled", "32")
+    assert row[2:4] == ["1.00 [1.00, 1.00]", "1.00 [1.00, 1.00]"]  # and beats `augmented` (500 < 600) too
+    g = float(row[4].split()[0])
+    assert g == pytest.approx((550 - 350) / (800 - 350), abs=1e-3)
+    assert "P(aug_upsampled > baseline) on the test envs = 1.00 [1.00, 1.00]; aug_upsampled better" in section
+    assert "P(baseline > augmented) on the test envs = 0.00 [0.00, 0.00]; baseline worse" in section
+    assert "fewer than 5 seeds" in section
+
+
+def test_a_single_seed_gets_no_interval_section(tmp_path):
+    write_run(tmp_path / "run", "aug_upsampled", 0, 50)
+    assert "rliable" not in build_report(tmp_path / "run")["markdown"]
