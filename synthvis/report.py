@@ -30,13 +30,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from synthvis.metrics.generalization import (
-    EPS,
-    MIN_BASELINE_FRACTION,
-    TRAIN_ENV,
-    gap_closed,
-    mean_normalized_return,
-)
+from synthvis.metrics.generalization import EPS, TRAIN_ENV, gap_closed, normalized_score
 from synthvis.metrics.statistics import (
     CONFIDENCE,
     REPS,
@@ -134,11 +128,20 @@ def _variant_rank(variant: str) -> tuple[int, str]:
     return (VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER), variant)
 
 
-def _js_setting(js: dict[str, Any]) -> str:
-    """How a run's JS values were binned, e.g. '100 bins over [-0.998, 0.998]'."""
-    value_range = js.get("value_range")
-    span = "None" if value_range is None else "[" + ", ".join(f"{v:.3g}" for v in value_range) + "]"
-    return f"{js.get('bins')} bins over {span}"
+def js_binning(js_files: Sequence[dict[str, Any]]) -> str:
+    """How the runs' JS values were binned, said once: e.g. '100 bins over [-1, 1]', or the span of the ranges
+    when each run binned over its own pooled latents."""
+    bins = _ordered(str(js.get("bins")) for js in js_files)
+    ranges = [js.get("value_range") for js in js_files]
+    shared = {tuple(r) if r is not None else None for r in ranges}
+    if shared == {None}:
+        return f"{' / '.join(bins)} bins over each dimension's pooled min/max"
+    if len(shared) == 1:
+        low, high = next(iter(shared))
+        return f"{' / '.join(bins)} bins over [{low:.3g}, {high:.3g}]"
+    lows, highs = zip(*(r for r in ranges if r is not None), strict=True)
+    return (f"{' / '.join(bins)} bins over each run's pooled range of training and test latents "
+            f"(from [{min(lows):.3g}, {max(highs):.3g}] at the widest to [{max(lows):.3g}, {min(highs):.3g}])")
 
 
 def summarize_runs(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -162,24 +165,32 @@ def summarize_runs(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 for test_env, value in row.items():
                     js.setdefault(train_set, {}).setdefault(test_env, []).append(float(value))
         mean_test = [m for m in map(_run_mean_test, members) if m is not None]
+        references = [tuple(run["references"].get(kind, {}).get("return_mean", math.nan)
+                            for kind in ("random", "dataset")) for run in members]
         summary.append({"task": task, "variant": variant, "latent_dim": latent_dim, "seeds": seeds,
+                        "references": references,
                         "returns": returns, "mean_test": mean_test,
-                        "js": js, "js_settings": _ordered(_js_setting(run["js"]) for run in members if run["js"])})
+                        "js": js, "js_files": [run["js"] for run in members if run["js"]]})
     return summary
 
 
-def versus_baseline(group: dict[str, Any], baseline: dict[str, Any] | None) -> tuple[float, float]:
-    """(G, test return normalized to the baseline) from seed-averaged returns on the test envs both share."""
+def versus_baseline(group: dict[str, Any], baseline: dict[str, Any] | None) -> float:
+    """G from seed-averaged returns on the test envs both share."""
     if baseline is None or TRAIN_ENV not in baseline["returns"]:
-        return math.nan, math.nan
+        return math.nan
     shared = [name for name in group["returns"] if name != TRAIN_ENV and name in baseline["returns"]]
     if not shared:
-        return math.nan, math.nan
-    t = {name: float(np.mean(group["returns"][name])) for name in shared}
-    b = {name: float(np.mean(baseline["returns"][name])) for name in shared}
-    b_train = float(np.mean(baseline["returns"][TRAIN_ENV]))
-    g = gap_closed(float(np.mean(list(t.values()))), float(np.mean(list(b.values()))), b_train)
-    return g, mean_normalized_return(t, b, b_train)
+        return math.nan
+    t = float(np.mean([np.mean(group["returns"][name]) for name in shared]))
+    b = float(np.mean([np.mean(baseline["returns"][name]) for name in shared]))
+    return gap_closed(t, b, float(np.mean(baseline["returns"][TRAIN_ENV])))
+
+
+def normalized_scores(group: dict[str, Any], name: str) -> list[float]:
+    """Each run's normalized score on env `name`, from that run's own references (random actions, dataset)."""
+    return [normalized_score(r, *references)
+            for r, references in zip(group["returns"].get(name, []), group["references"], strict=False)
+            if not math.isnan(normalized_score(r, *references))]
 
 
 def _baseline_of(group: dict[str, Any], summary: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -343,26 +354,32 @@ def render_markdown(runs: list[dict[str, Any]], summary: list[dict[str, Any]], s
                         [[g["variant"], g["latent_dim"], len(g["seeds"]),
                           *(_cell(g["returns"].get(name, []), len(g["seeds"])) for name in envs),
                           _cell(g["mean_test"], len(g["seeds"]))] for g in groups])
+        lines += ["", "### Normalized score", "",
+                  ("100 × (R − R_random)/(R_data − R_random) per run and env, from that run's references on the "
+                   "training env (R_random: uniformly random actions; R_data: the offline dataset's mean episode "
+                   "return): 0 = random actions, 100 = the data. Mean ± std over seeds."), ""]
+        lines += _table(["variant", "latent_dim", "n", *envs, "mean test"],
+                        [[g["variant"], g["latent_dim"], len(g["seeds"]),
+                          *(_cell(normalized_scores(g, name), len(g["seeds"])) for name in envs),
+                          _cell([float(np.mean(scores)) for scores in zip(*(normalized_scores(g, name)
+                                                                             for name in tests), strict=False)],
+                                len(g["seeds"]))] for g in groups])
         lines += ["", "### Against the baseline", "",
                   ("G = (T_test − B_test)/(B_train − B_test) from seed-averaged returns, T and B averaged "
-                   f"over the test envs ({', '.join(tests)}), against `{BASELINE}` with the same latent_dim; "
-                   "normalized = test return / baseline test return per env, averaged over the envs where the "
-                   f"baseline keeps at least {MIN_BASELINE_FRACTION:.0%} of B_train. n/a: no baseline run, the "
-                   f"baseline has no train→test gap (|B_train − B_test| < {EPS:g}), or (normalized) no env "
-                   "where the baseline scores enough to divide by."), ""]
-        lines += _table(["variant", "latent_dim", "G", "normalized test return"],
-                        [[g["variant"], g["latent_dim"],
-                          *(_fmt(v, 3) for v in versus_baseline(g, _baseline_of(g, summary)))]
+                   f"over the test envs ({', '.join(tests)}), against `{BASELINE}` with the same latent_dim. "
+                   "n/a: no baseline run, or the baseline has no train→test gap "
+                   f"(|B_train − B_test| < {EPS:g})."), ""]
+        lines += _table(["variant", "latent_dim", "G"],
+                        [[g["variant"], g["latent_dim"], _fmt(versus_baseline(g, _baseline_of(g, summary)), 3)]
                          for g in groups])
         lines += statistics_lines(groups, envs, tests, reps)
         with_js = [g for g in groups if g["js"]]
         if with_js:
             js_envs = _ordered(env for g in with_js for row in g["js"].values() for env in row)
-            settings = _ordered(setting for g in with_js for setting in g["js_settings"])
+            binning = js_binning([js for g in with_js for js in g["js_files"]])
             lines += ["", "### Latent JS divergence (bits)", "",
                       ("Histogram estimator per latent dimension on shared bins, log base 2, averaged over "
-                       f"dimensions; mean over seeds ({'; '.join(settings)}; None = per-dimension pooled "
-                       "min/max)."), ""]
+                       f"dimensions; mean over seeds ({binning})."), ""]
             lines += _table(["variant", "latent_dim", "train set", "n", *js_envs],
                             [[g["variant"], g["latent_dim"], train_set, max(map(len, row.values())),
                               *(_fmt(float(np.mean(row[env])) if env in row else math.nan, 3)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthvis.metrics.generalization import gap_closed, mean_normalized_return, normalized_to_baseline
+from synthvis.metrics.generalization import gap_closed, normalized_score
 from synthvis.metrics.js_divergence import JensenShannonDivergence, js_divergence, js_matrix, per_dimension_js
 
 
@@ -132,13 +132,10 @@ def test_gap_closed_on_hand_values():
     assert gap_closed(800.0, 350.0, 800.0) == 1.0
     assert gap_closed(300.0, 350.0, 800.0) == pytest.approx(-50 / 450)
     assert math.isnan(gap_closed(550.0, 350.0, 350.0))  # no baseline gap: undefined
-    assert normalized_to_baseline(600.0, 400.0) == 1.5
-    assert math.isnan(normalized_to_baseline(5.0, 0.0))
 
 
-def test_normalized_return_skips_envs_where_the_baseline_scores_next_to_nothing():
-    t = {"easy": 600.0, "hard": 500.0, "medium": 28.0}
-    b = {"easy": 400.0, "hard": 300.0, "medium": 0.0001}  # medium: 0.0001 < 1% of B_train, no scale
-    assert mean_normalized_return(t, b, b_train=800.0) == pytest.approx((600 / 400 + 500 / 300) / 2)
-    assert math.isnan(mean_normalized_return({"hard": 5.0}, {"hard": 1.3}, b_train=750.0))
-    assert mean_normalized_return({"hard": 5.0}, {"hard": 1.3}, b_train=750.0, min_fraction=0.0) == 5.0 / 1.3
+def test_normalized_score_puts_random_at_0_and_the_data_at_100():
+    assert normalized_score(0.0, 0.0, 908.0) == 0.0 and normalized_score(908.0, 0.0, 908.0) == 100.0
+    assert normalized_score(33.3, 0.0, 900.0) == pytest.approx(3.7)  # a small return stays readable, not 0.000
+    assert normalized_score(50.0, 100.0, 300.0) == -25.0  # worse than random actions
+    assert math.isnan(normalized_score(5.0, 2.0, 2.0))

@@ -123,13 +123,19 @@ def test_report_csv_markdown_and_plots(tmp_path):
                                                           "650.0 ± 10.0", "550.0 ± 10.0", "600.0 ± 10.0"]
     # G against the baseline with the same latent_dim, from seed-averaged returns:
     # d=32: B_train 800, B_test (400 + 300)/2 = 350; aug_upsampled T_test (600 + 500)/2 = 550 -> 200/450.
-    # d=64: B_test 400; T_test 600 -> 200/400. Normalized (d=32): (600/400 + 500/300)/2.
-    assert table_row(markdown, "aug_upsampled", "32", "0.444") == ["aug_upsampled", "32", "0.444",
-                                                                   f"{(600 / 400 + 500 / 300) / 2:.3f}"]
+    # d=64: B_test 400; T_test 600 -> 200/400.
+    assert table_row(markdown, "aug_upsampled", "32", "0.444") == ["aug_upsampled", "32", "0.444"]
     assert table_row(markdown, "aug_upsampled", "64", "0.500")
     assert table_row(markdown, "augmented", "32", f"{100 / 450:.3f}")
     assert table_row(markdown, "upsampled", "64", f"{50 / 400:.3f}")
-    assert table_row(markdown, "baseline", "32", "0.000", "1.000")
+    assert table_row(markdown, "baseline", "32", "0.000") == ["baseline", "32", "0.000"]
+    # Normalized score per run from its own references (random 5 + seed, data 900): seed 0 on train 760 ->
+    # 100 * 755 / 895, seed 1 780 -> 100 * 774 / 894; mean ± population std over the two.
+    normalized = markdown.split("### Normalized score")[1]
+    scores = [100 * 755 / 895, 100 * 774 / 894]
+    expected = f"{sum(scores) / 2:.1f} ± {abs(scores[0] - scores[1]) / 2:.1f}"
+    assert table_row(normalized, "aug_upsampled", "32", "2")[3] == expected
+    assert "0 = random actions, 100 = the data" in normalized
     # JS: mean over the two seeds per train set × test env.
     assert table_row(markdown, "upsampled", "32", "real", "2") == ["upsampled", "32", "real", "2", "0.250",
                                                                    "0.500"]
@@ -150,7 +156,7 @@ def test_missing_baseline_shows_n_a_and_single_latent_dim_skips_its_plot(tmp_pat
         write_run(sweep / f"{num}_seed={seed}", variant, seed, 50)
     result = build_report(sweep)
     markdown = result["markdown"]
-    assert table_row(markdown, "augmented", "50", "n/a") == ["augmented", "50", "n/a", "n/a"]
+    assert table_row(markdown, "augmented", "50", "n/a") == ["augmented", "50", "n/a"]
     assert table_row(markdown, "unknown", "50", "1")  # no variant key in an old config
     assert not (sweep / "latent_dim.png").exists() and not (sweep / "js_heatmap.png").exists()
     assert (sweep / "report.md").exists() and (sweep / "returns.png").exists()
@@ -207,3 +213,13 @@ def test_report_gives_rliable_intervals_probability_of_improvement_and_g(tmp_pat
 def test_a_single_seed_gets_no_interval_section(tmp_path):
     write_run(tmp_path / "run", "aug_upsampled", 0, 50)
     assert "rliable" not in build_report(tmp_path / "run")["markdown"]
+
+
+def test_js_binning_is_said_once():
+    from synthvis.report import js_binning
+    same = [{"bins": 100, "value_range": [-1.0, 1.0]}] * 3
+    assert js_binning(same) == "100 bins over [-1, 1]"
+    varied = [{"bins": 100, "value_range": [-1.0, 0.999]}, {"bins": 100, "value_range": [-0.996, 1.0]}]
+    assert js_binning(varied) == ("100 bins over each run's pooled range of training and test latents "
+                                  "(from [-1, 1] at the widest to [-0.996, 0.999])")
+    assert js_binning([{"bins": 50, "value_range": None}]) == "50 bins over each dimension's pooled min/max"

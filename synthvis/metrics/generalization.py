@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 
 EPS = 1e-8
-# Envs where the baseline keeps less than this fraction of its training-env return have no scale to normalize by.
-MIN_BASELINE_FRACTION = 0.01
 
 TRAIN_ENV = "train"  # the name eval.json records the training environment's returns under
 
@@ -22,16 +20,11 @@ def gap_closed(t_test: float, b_test: float, b_train: float, eps: float = EPS) -
     return math.nan if abs(gap) < eps else (t_test - b_test) / gap
 
 
-def normalized_to_baseline(t: float, b: float, eps: float = EPS) -> float:
-    """Return t as a multiple of the baseline's return b on the same env; NaN when |b| < eps (no scale)."""
-    return math.nan if abs(b) < eps else t / b
+def normalized_score(r: float, r_random: float, r_data: float, eps: float = EPS) -> float:
+    """100 (R − R_random)/(R_data − R_random): 0 = uniformly random actions, 100 = the offline dataset's return.
 
-
-def mean_normalized_return(t: dict[str, float], b: dict[str, float], b_train: float,
-                           min_fraction: float = MIN_BASELINE_FRACTION) -> float:
-    """Per-env t/b averaged over the test envs where the baseline keeps at least `min_fraction` of its
-    training-env return b_train: below that, b is noise (a baseline scoring 0.001 would turn 1 into 1000).
-    NaN when no env qualifies."""
-    floor = max(min_fraction * abs(b_train), EPS)
-    ratios = [normalized_to_baseline(t[env], b[env]) for env in t if abs(b[env]) >= floor]
-    return sum(ratios) / len(ratios) if ratios else math.nan
+    D4RL's normalized score (Fu et al. 2020), with the dataset's own mean return as the expert reference, so runs
+    on different data and envs share one scale. NaN when the references coincide (|R_data − R_random| < eps).
+    """
+    span = r_data - r_random
+    return math.nan if abs(span) < eps else 100.0 * (r - r_random) / span
