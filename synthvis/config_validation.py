@@ -116,6 +116,7 @@ RULES: tuple[Rule, ...] = (
     Rule("upsample.sample_batch_size", int, 1, example=2048),
     Rule("upsample.latent.batch_size", int, 1, example=1024),
     Rule("upsample.latent.augmented_views", int, 0, example=1),
+    Rule("upsample.latent.view_p", float, 0, 1, "(]", example=1.0),
     Rule("upsample.datamodule.batch_size", int, 1, example=256, nullable=True),
     Rule("upsample.datamodule.val_fraction", float, 0, 1, "[)", example=0.05),
     Rule("diffusion.lr", float, 0, bounds="()", example=3.0e-4),

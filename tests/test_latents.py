@@ -21,7 +21,7 @@ from synthvis.datamodules.latent_layout import (
     layout_for_agent,
     procgen_layout,
 )
-from synthvis.datamodules.transitions import TransitionDataset, valid_rows
+from synthvis.datamodules.transitions import ContinuousBatch, TransitionDataset, valid_rows
 from synthvis.datamodules.upsampled import UpsampledDataModule
 from synthvis.lightning_modules.bc import BC
 from synthvis.lightning_modules.discrete_cql import DiscreteCQL
@@ -324,3 +324,19 @@ def test_upsampled_batches_are_seeded_and_uniform():
         UpsampledDataModule(real, synthetic, layout, synthetic_ratio=1.5)
     with pytest.raises(ValueError, match="shape"):
         UpsampledDataModule(real[:, 1:], synthetic, layout)
+
+
+def test_the_latents_stage_augments_every_transition_of_a_view(tmp_path):
+    from synthvis.stages.latents import view_augmentation
+    from tests.helpers import compose_config
+
+    cfg = compose_config(["variant=aug_upsampled", "augment=paper"], tmp_path)
+    assert cfg.augment.p == 0.5 and cfg.upsample.latent.view_p == 1.0  # training batches mix; views do not
+    augmentation = view_augmentation(cfg)
+    assert augmentation.p == 1.0
+    augmentation.seed(0)
+    obs = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (64, 9, 32, 32), dtype=np.uint8))
+    batch = ContinuousBatch(obs, torch.zeros(64, 2), torch.zeros(64), torch.ones(64), obs.clone())
+    augmented = augmentation(batch)
+    changed = (augmented.obs != obs).flatten(1).any(dim=1)
+    assert changed.all(), f"{int((~changed).sum())} of 64 view transitions are exact copies"

@@ -10,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from synthvis.datamodules.augmentations.composite import PixelAugmentation
 from synthvis.datamodules.latent_extraction import extract_latents, save_latents
 from synthvis.datamodules.pixel import PixelDataModule
 from synthvis.stages.common import load_weights
@@ -23,6 +24,12 @@ def stage_device(cfg: DictConfig) -> torch.device:
     return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
+def view_augmentation(cfg: DictConfig) -> PixelAugmentation | None:
+    """The `augment` group's ops applied with probability `upsample.latent.view_p` (default 1: every transition of
+    an augmented view is augmented, rather than the training batches' mix of augmented and original)."""
+    return instantiate(cfg.augment, p=cfg.upsample.latent.view_p)
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Write <run_dir>/latents/{latents.npy, layout.json}."""
     agent, _ = load_weights(run_dir / "agent" / "agent.pt")
@@ -30,7 +37,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     datamodule.prepare_data()
     datamodule.setup("fit")
     views = cfg.upsample.latent.augmented_views
-    augmentation = instantiate(cfg.augment) if views else None
+    augmentation = view_augmentation(cfg) if views else None
     if views and augmentation is None:
         raise ValueError("upsample.latent.augmented_views > 0 needs pixel augmentations (augment=paper or all)")
     array, layout = extract_latents(agent, datamodule.train_set, cfg.upsample.latent.batch_size, augmentation,
