@@ -49,7 +49,7 @@ def test_a_run_killed_anywhere_and_resumed_ends_as_an_uninterrupted_one(tmp_path
     for kill in KILLS:
         (triggers / kill).touch()
     killed = tmp_path / "killed"
-    result = train(tmp_path, *CHECKPOINTED, f"paths.root_dir={tmp_path}", f"run_dir={killed}",
+    result = train(tmp_path, *CHECKPOINTED, f"paths.root_dir={tmp_path}", f"run_dir={killed}", "reuse_agent=false",
                    "+callbacks.sigkill._target_=tests.kill.SigkillAt",
                    f"+callbacks.sigkill.folder={triggers}")  # warm data cache
     for kill in KILLS:

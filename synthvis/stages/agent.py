@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from synthvis.datamodules.augmentations import augmentation_grid
 from synthvis.datamodules.pixel import PixelDataModule
+from synthvis.stages.agent_cache import cached_agent, publish_agent, restore_agent
 from synthvis.stages.common import ExportWeights, build_trainer, load_weights, resume_checkpoint
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,11 @@ def log_augmentations(trainer, datamodule: PixelDataModule) -> None:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train `cfg.agent` for `cfg.steps.agent` updates; write <run_dir>/agent/agent.pt."""
+    """Train `cfg.agent` for `cfg.steps.agent` updates (or reuse an identical agent); write <run_dir>/agent/agent.pt."""
     stage_dir = run_dir / "agent"
+    cached = cached_agent(cfg) if cfg.reuse_agent and resume_checkpoint(stage_dir) is None else None
+    if cached is not None:
+        return restore_agent(cached, stage_dir)
     datamodule: PixelDataModule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -59,5 +63,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     trainer.fit(agent, datamodule=datamodule, ckpt_path=checkpoint)
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     periodic = stage_dir / "eval.json"
-    return {"updates": load_weights(weights)[1]["updates"], "weights": str(weights), "metrics": metrics,
-            "eval": json.loads(periodic.read_text())["envs"] if periodic.exists() else None}
+    result = {"updates": load_weights(weights)[1]["updates"], "weights": str(weights), "metrics": metrics,
+              "eval": json.loads(periodic.read_text())["envs"] if periodic.exists() else None}
+    if cfg.reuse_agent and trainer.is_global_zero:
+        log.info("agent cached for reuse in %s", publish_agent(cfg, stage_dir, result))
+    return result
