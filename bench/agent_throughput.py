@@ -1,6 +1,7 @@
 """Agent update throughput through a real Lightning Trainer: seconds per update and updates/s at batch 256.
 
     python bench/agent_throughput.py [--updates 6] [--batch-size 256] [--device cpu|cuda]
+                                     [--precision 32-true|bf16-mixed] [--only DrQ+BC]
 
 Random uint8 batches (frame stack 3 for DrQ+BC/BC, single 64 px frames for CQL); the first 2 updates are
 warm-up. FLOPs per DrQ+BC update (batch 256; see BENCHMARKS.md for the arithmetic): 102.6 GFLOP at 84 px,
@@ -65,9 +66,8 @@ def time_agent(agent: L.LightningModule, obs_shape, discrete: bool, args) -> flo
     loader = DataLoader(RandomBatches(obs_shape, args.batch_size, discrete), batch_size=None,
                         collate_fn=collate_prebatched)
     timer = UpdateTimer()
-    precision = "bf16-mixed" if args.device == "cuda" else "32-true"
     trainer = L.Trainer(max_steps=args.updates + 2, accelerator="gpu" if args.device == "cuda" else "cpu",
-                        devices=1, precision=precision, logger=False, enable_checkpointing=False,
+                        devices=1, precision=args.precision, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])
     trainer.fit(agent, train_dataloaders=loader)
     return statistics.median(timer.times[2:])
@@ -79,7 +79,10 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default="32-true", help="32-true (TF32 matmuls on CUDA) or bf16-mixed")
+    parser.add_argument("--only", default="", help="run only the cases whose name starts with this")
     args = parser.parse_args()
+    torch.set_float32_matmul_precision("high")  # synthvis's default (matmul_precision): TF32 on CUDA
     cases = [
         ("DrQ+BC", 84, lambda s: DrQBC(s, 6, augmentation=RandomShift(4)), False, (9, 84, 84)),
         ("DrQ+BC", 64, lambda s: DrQBC(s, 6, augmentation=RandomShift(4)), False, (9, 64, 64)),
@@ -89,11 +92,13 @@ def main() -> None:
          (9, 32, 32)),
         ("discrete CQL", 64, lambda s: DiscreteCQL(s), True, (3, 64, 64)),
     ]
-    print("| agent | px | batch | device | s/update | updates/s |\n|---|---|---|---|---|---|")
+    print("| agent | px | batch | device | precision | s/update | updates/s |\n|---|---|---|---|---|---|---|")
     for name, size, build, discrete, shape in cases:
+        if not name.startswith(args.only):
+            continue
         seconds = time_agent(build(shape), shape, discrete, args)
-        print(f"| {name} | {size} | {args.batch_size} | {args.device} | {seconds:.3f} | {1 / seconds:.2f} |",
-              flush=True)
+        print(f"| {name} | {size} | {args.batch_size} | {args.device} | {args.precision} | {seconds:.4f} | "
+              f"{1 / seconds:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """EDM diffusion throughput: train steps/s and samples/s of SynthER's denoiser (d=207, width 1024, depth 6).
 
     python bench/diffusion_throughput.py [--train-steps 12] [--sample-batch 1024] [--device cpu|cuda]
+                                         [--precision 32-true|bf16-mixed]
 
 Training goes through a real Lightning Trainer on one pre-made batch (AdamW, cosine LR, clipping and EMA all
 on); the time per step is the median gap between consecutive batch starts after 3 warm-up steps. Sampling
@@ -73,12 +74,12 @@ def build(device: str) -> LatentDiffusion:
     return model.to(device)
 
 
-def train_seconds_per_step(device: str, batch_size: int, steps: int) -> float:
-    """Median seconds per update through a Lightning Trainer (fp32)."""
+def train_seconds_per_step(device: str, batch_size: int, steps: int, precision: str = "32-true") -> float:
+    """Median seconds per update through a Lightning Trainer."""
     model, clock = build(device), StepClock(device)
     loader = DataLoader(OneBatch(torch.randn(batch_size, D_IN)), batch_size=None)
     trainer = L.Trainer(max_steps=steps + 4, accelerator="gpu" if device == "cuda" else "cpu", devices=1,
-                        precision="32-true", logger=False, enable_checkpointing=False,
+                        precision=precision, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[clock])
     trainer.fit(model, loader)
     return statistics.median(b - a for a, b in zip(clock.starts[3:], clock.starts[4:]))
@@ -124,7 +125,9 @@ def main() -> None:
                         help="training batch (SynthER: 256 below 800k rows)")
     parser.add_argument("--sample-batch", type=int, default=1024, help="rows per sampling batch")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default="32-true", help="training: 32-true (TF32 on CUDA) or bf16-mixed")
     args = parser.parse_args()
+    torch.set_float32_matmul_precision("high")  # synthvis's default (matmul_precision): TF32 on CUDA
 
     net = ResidualMLPDenoiser(D_IN)
     params = sum(p.numel() for p in net.parameters())
@@ -145,8 +148,8 @@ def main() -> None:
 
     print("| what | setting | wall time | throughput | median-step throughput | GFLOP/s | "
           "SynthER's code (CPU) |\n|---|---|---|---|---|---|---|")
-    seconds = train_seconds_per_step(args.device, args.batch_size, args.train_steps)
-    print(f"| train (Lightning, fp32) | batch {args.batch_size} | {seconds * 1e3:.0f} ms/step (median) | "
+    seconds = train_seconds_per_step(args.device, args.batch_size, args.train_steps, args.precision)
+    print(f"| train (Lightning, {args.precision}) | batch {args.batch_size} | {seconds * 1e3:.0f} ms/step (median) | "
           f"{1 / seconds:.2f} steps/s | {1 / seconds:.2f} steps/s | {train / seconds / 1e9:.0f} | "
           f"{SYNTHER_TRAIN_STEPS_PER_S:.0f} steps/s |", flush=True)
     model = build(args.device)

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _ABSENT = object()
 _INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")  # a plain `${other.key}`, not a resolver call
+MATMUL_PRECISIONS = ("highest", "high", "medium")
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seeds are 32-bit unsigned
 
 
@@ -157,6 +158,9 @@ def validate_config(cfg: DictConfig) -> None:
         elif value is not _ABSENT and not rule.accepts(value):
             fix = f"e.g. {key}={rule.example}" + (f"; {rule.why}" if rule.why else "")
             problems.append(f"{key}={value!r}: {rule.valid()} ({fix})")
+    if cfg.get("matmul_precision") not in MATMUL_PRECISIONS:
+        problems.append(f"matmul_precision={cfg.get('matmul_precision')!r}: one of {', '.join(MATMUL_PRECISIONS)} "
+                        "(torch.set_float32_matmul_precision; e.g. matmul_precision=high)")
     if env_kind == "dmc":
         problems += _dmc_problems(cfg)
     elif env_kind == "procgen":

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from synthvis.config_validation import validate_config
@@ -83,6 +84,7 @@ def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, An
     unknown = [stage for stage in cfg.stages if stage not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown} in stages={list(cfg.stages)}; available: {list(STAGES)}")
+    torch.set_float32_matmul_precision(cfg.matmul_precision)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     atomic_write_json(run_dir / "versions.json", {**package_versions(), "seed": cfg.seed})
