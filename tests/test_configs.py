@@ -101,11 +101,25 @@ def test_every_option_of_every_group_composes_and_builds(group, option, tmp_path
 @pytest.mark.parametrize("variant", group_options("variant"))
 def test_variants_set_stages_and_augmentation(variant, tmp_path):
     cfg = compose_config([f"variant={variant}"], tmp_path)
-    upsampling = variant in ("upsampled", "aug_upsampled")
+    upsampling = variant in ("upsampled", "aug_upsampled")  # fdd: the baseline on a 5% fixed-distraction mix
     assert ("diffusion" in cfg.stages) == upsampling and list(cfg.stages[-2:]) == ["eval", "report"]
     augmented = variant in ("augmented", "aug_upsampled")
     assert (instantiate(cfg.augment) is not None) == augmented
     assert cfg.upsample.latent.augmented_views == (1 if variant == "aug_upsampled" else 0)
+
+
+def test_sweep_presets_list_their_jobs(tmp_path):
+    comparison = compose_config(["sweep=comparison"], tmp_path).hydra.sweeper.params
+    assert comparison == {"variant": "baseline,augmented,upsampled,aug_upsampled", "seed": "range(5)"}
+    assert compose_config(["sweep=baseline_vs_method"], tmp_path).hydra.sweeper.params == {
+        "variant": "baseline,aug_upsampled"}
+    assert compose_config([], tmp_path).hydra.sweeper.params is None  # a plain run sweeps nothing
+
+
+def test_the_fdd_variant_mixes_in_fixed_distraction_data(tmp_path):
+    cfg = compose_config(["variant=fdd"], tmp_path)
+    assert cfg.data.fdd_fraction == 0.05 and cfg.augment.p == 0.0 and "diffusion" not in cfg.stages
+    assert instantiate(cfg.data.fdd_source).distraction["mode"] == "fixed_easy"
 
 
 def test_latent_dim_reaches_every_consumer(tmp_path):

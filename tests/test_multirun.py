@@ -37,6 +37,9 @@ def test_latent_dim_sweep_runs_one_complete_job_per_value(tmp_path):
         events.Reload()
         assert "train/critic_loss" in events.Tags()["scalars"]
         assert (job / "report.md").exists() and (job / "eval.json").exists() and (job / "js.json").exists()
+    # The multirun ended with one report of both jobs in the sweep dir (synthvis.sweep_report.SweepReport).
+    assert "| aug_upsampled | 32 |" in (sweep / "report.md").read_text()
+    assert "sweep report: " in result.stderr + result.stdout
     report = subprocess.run([sys.executable, "-m", "synthvis.report", str(sweep)], capture_output=True, text=True,
                             check=False, cwd=REPO)
     assert report.returncode == 0, report.stderr[-2000:]
