@@ -1,4 +1,5 @@
-# synthvis: `make train` (set up + CPU quickstart) and `make test` (set up + fast tests) are the whole set-up.
+# synthvis: `make train` (set up + CPU quickstart: the method against the baseline) and `make test` (set up +
+# fast tests) are the whole set-up.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -19,8 +20,8 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP) ## create/refresh the virtual environment
 
-train: setup ## run the pipeline (CPU quickstart by default); pass Hydra overrides with ARGS="..."
-	$(BIN)/python train.py $(ARGS)
+train: setup ## the CPU quickstart, method against baseline (two jobs, one report); Hydra overrides via ARGS="..."
+	$(BIN)/python train.py -m sweep=baseline_vs_method $(ARGS)
 
 test: setup ## fast tests
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
