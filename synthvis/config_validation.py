@@ -25,6 +25,7 @@ from omegaconf.errors import (
 from synthvis.envs.procgen import PROCGEN_GAMES
 from synthvis.envs.rendering import RenderingUnavailableError, import_suite
 from synthvis.lightning_modules.components.drq_encoder import min_image_size
+from synthvis.metrics.js_divergence import BINNINGS
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,9 @@ def validate_config(cfg: DictConfig) -> None:
         problems += _dmc_problems(cfg)
     elif env_kind == "procgen":
         problems += _procgen_problems(cfg)
+    if "analysis" in cfg and cfg.analysis.get("binning") not in BINNINGS:
+        problems.append(f"analysis.binning={cfg.analysis.get('binning')!r}: one of {', '.join(BINNINGS)} "
+                        "(the latent JS divergence's bin edges; e.g. analysis.binning=quantile)")
     if problems:
         raise ConfigError(problems)
 

@@ -153,6 +153,14 @@ def test_unknown_procgen_game_lists_the_games(procgen_config: DictConfig) -> Non
     assert game == f"env.game='mazee': a Procgen game: {', '.join(PROCGEN_GAMES)} (e.g. env.game=coinrun)"
 
 
+def test_analysis_binning_is_one_of_the_two_modes(dmc_config: DictConfig) -> None:
+    assert dmc_config.analysis.binning == "quantile"
+    validate_config(with_values(dmc_config, analysis__binning="width"))
+    [problem] = problems_of(with_values(dmc_config, analysis__binning="equal"))
+    assert problem == ("analysis.binning='equal': one of quantile, width (the latent JS divergence's bin edges; "
+                       "e.g. analysis.binning=quantile)")
+
+
 def test_dm_control_only_knobs_are_not_checked_for_procgen(procgen_config: DictConfig) -> None:
     validate_config(with_values(procgen_config, image_size=7, action_repeat=0))
     assert problems_of(with_values(procgen_config, steps__agent=0, data__nstep=0)) == [

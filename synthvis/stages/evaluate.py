@@ -68,7 +68,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         datamodule.prepare_data()
         datamodule.setup("fit")
         js = latent_divergence(run_dir, agent, datamodule, observations, cfg.analysis.bins,
-                               cfg.analysis.max_train_rows, cfg.seed)
+                               cfg.analysis.max_train_rows, cfg.seed, cfg.analysis.binning)
         atomic_write_json(run_dir / "js.json", js)
         logger.log_metrics({f"js/{train}/{env}": value for train, row in js["divergence"].items()
                             for env, value in row.items()}, step=step)

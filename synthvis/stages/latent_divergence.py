@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from synthvis.datamodules.latent_extraction import load_latents
-from synthvis.metrics.js_divergence import JensenShannonDivergence
+from synthvis.metrics.js_divergence import Binning, bin_edges, histogram_counts, js_from_counts
 
 # The current-state trunk features; next-state features repeat them one step later.
 LATENT_FIELDS = ("z_pi", "z_q")
@@ -51,19 +51,16 @@ def training_latent_sets(run_dir: Path, agent, datamodule, max_rows: int, seed: 
     return {"real": encode_observations(agent, datamodule.train_set.__getitems__(rows).obs.numpy())}
 
 
-def js_table(train_sets: dict[str, np.ndarray], test_sets: dict[str, np.ndarray], bins: int
-             ) -> tuple[dict[str, dict[str, float]], tuple[float, float]]:
-    """{train set: {test env: JS in bits}} on one shared value range (the pooled min/max of every set)."""
-    pooled = np.concatenate([*train_sets.values(), *test_sets.values()])
-    value_range = (float(pooled.min()), float(pooled.max()))
-    table: dict[str, dict[str, float]] = {}
-    for train_name, train in train_sets.items():
-        table[train_name] = {}
-        for env, test in test_sets.items():
-            metric = JensenShannonDivergence(num_dims=train.shape[1], bins=bins, value_range=value_range)
-            metric.update(train_latents=torch.from_numpy(train), test_latents=torch.from_numpy(test))
-            table[train_name][env] = float(metric.compute())
-    return table, value_range
+def js_table(train_sets: dict[str, np.ndarray], test_sets: dict[str, np.ndarray], bins: int,
+             binning: Binning = "quantile") -> dict[str, dict[str, float]]:
+    """{train set: {test env: JS in bits}}, all cells on one binning per dimension from every set pooled."""
+    pooled = torch.from_numpy(np.concatenate([*train_sets.values(), *test_sets.values()]))
+    edges = bin_edges(pooled, bins, binning)
+    # Each set is counted once on the shared edges (the same counts the Metric would hold given `edges`).
+    train_counts = {name: histogram_counts(torch.from_numpy(x), edges) for name, x in train_sets.items()}
+    test_counts = {env: histogram_counts(torch.from_numpy(x), edges) for env, x in test_sets.items()}
+    return {name: {env: float(js_from_counts(counts, other).mean()) for env, other in test_counts.items()}
+            for name, counts in train_counts.items()}
 
 
 def heatmap_figure(table: dict[str, dict[str, float]]) -> Figure:
@@ -83,9 +80,8 @@ def heatmap_figure(table: dict[str, dict[str, float]]) -> Figure:
 
 
 def latent_divergence(run_dir: Path, agent, datamodule, observations: dict[str, np.ndarray], bins: int,
-                      max_rows: int, seed: int) -> dict[str, Any]:
-    """The js.json payload: bins, the shared value range, and the train set x test env table."""
+                      max_rows: int, seed: int, binning: Binning) -> dict[str, Any]:
+    """The js.json payload: bins, the binning mode, and the train set x test env table."""
     train_sets = training_latent_sets(run_dir, agent, datamodule, max_rows, seed)
     test_sets = {env: encode_observations(agent, obs) for env, obs in observations.items() if len(obs)}
-    table, value_range = js_table(train_sets, test_sets, bins)
-    return {"bins": bins, "value_range": list(value_range), "divergence": table}
+    return {"bins": bins, "binning": binning, "divergence": js_table(train_sets, test_sets, bins, binning)}
