@@ -161,6 +161,14 @@ def test_analysis_binning_is_one_of_the_two_modes(dmc_config: DictConfig) -> Non
                        "e.g. analysis.binning=quantile)")
 
 
+def test_matmul_precision_is_one_of_torchs_settings(dmc_config: DictConfig) -> None:
+    assert dmc_config.matmul_precision == "high"  # TF32 matmuls on CUDA; CPU products stay fp32
+    validate_config(with_values(dmc_config, matmul_precision="highest"))
+    [problem] = problems_of(with_values(dmc_config, matmul_precision="tf32"))
+    assert problem == ("matmul_precision='tf32': one of highest, high, medium (torch.set_float32_matmul_precision; "
+                       "e.g. matmul_precision=high)")
+
+
 def test_dm_control_only_knobs_are_not_checked_for_procgen(procgen_config: DictConfig) -> None:
     validate_config(with_values(procgen_config, image_size=7, action_repeat=0))
     assert problems_of(with_values(procgen_config, steps__agent=0, data__nstep=0)) == [
