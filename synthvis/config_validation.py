@@ -90,6 +90,7 @@ _IMAGE_WHY = f"the DrQ encoder's convolutions leave no pixels below {_MIN_IMAGE}
 
 RULES: tuple[Rule, ...] = (
     Rule("seed", int, 0, MAX_SEED, example=0),
+    Rule("threads", int, 1, example=2, nullable=True, why="null = this job's share of the CPUs"),
     Rule("latent_dim", int, 1, example=50),
     Rule("image_size", int, _MIN_IMAGE, example=84, env="dmc", why=_IMAGE_WHY),
     Rule("action_repeat", int, 1, example=2, env="dmc"),
@@ -135,6 +136,8 @@ RULES: tuple[Rule, ...] = (
     Rule("eval.epsilon", float, 0, 1, example=0.0),
     Rule("analysis.bins", int, 1, example=100),
     Rule("analysis.observation_stride", int, 0, example=10),
+    Rule("analysis.paired_states", int, 0, 10_000, example=256,
+         why="each state is rendered once per test env, and the latent distance scale compares every two states"),
     Rule("trainer.log_every_n_steps", int, 1, example=20),
     Rule("callbacks.model_checkpoint.every_n_train_steps", int, 1, example=1000, nullable=True),
     Rule("callbacks.evaluation.every_n_updates", int, 0, example=5000),

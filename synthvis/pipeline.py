@@ -16,6 +16,7 @@ from synthvis.stages import STAGES
 from synthvis.stages.common import stage_marker, stage_result
 from synthvis.utils.files import atomic_write_json, atomic_write_text
 from synthvis.utils.seeding import seed_stage
+from synthvis.utils.threads import set_job_threads
 from synthvis.utils.versions import package_versions
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,10 @@ def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, An
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown} in stages={list(cfg.stages)}; available: {list(STAGES)}")
     torch.set_float32_matmul_precision(cfg.matmul_precision)
+    threads = set_job_threads(cfg.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    atomic_write_json(run_dir / "versions.json", {**package_versions(), "seed": cfg.seed})
+    atomic_write_json(run_dir / "versions.json", {**package_versions(), "seed": cfg.seed, "threads": threads})
     results: dict[str, Any] = {}
     for stage in cfg.stages:
         finished = stage_result(run_dir, stage)
