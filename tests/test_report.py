@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -33,8 +35,15 @@ def run_returns(variant: str, seed: int, latent_dim: int) -> dict[str, float]:
     return {"train": TRAIN[variant] + offset, "fixed_easy": easy, "hard": easy - 100.0}
 
 
-def write_run(run_dir: Path, variant: str | None, seed: int, latent_dim: int) -> None:
-    """A run folder as the pipeline leaves it: config.yaml, eval.json (+ js.json for upsampled variants)."""
+def two_values(mean: float) -> list[float]:
+    """EPISODES episode returns alternating 1 below and 1 above `mean`: mean `mean`, std 1."""
+    return [mean - 1, mean + 1] * (EPISODES // 2)
+
+
+def write_run(run_dir: Path, variant: str | None, seed: int, latent_dim: int,
+              episodes: Callable[[float], list[float]] = two_values) -> None:
+    """A run folder as the pipeline leaves it: config.yaml, eval.json (+ js.json for upsampled variants, in the
+    older format with value_range); `episodes` turns an env's mean return into its episode returns."""
     run_dir.mkdir(parents=True)
     variant_line = f"variant: {variant}\n" if variant else ""
     (run_dir / "config.yaml").write_text(
@@ -42,11 +51,12 @@ def write_run(run_dir: Path, variant: str | None, seed: int, latent_dim: int) ->
         f"eval:\n  num_episodes: {EPISODES}\n  seed: 100000\n")
     (run_dir / ".hydra").mkdir()
     (run_dir / ".hydra" / "config.yaml").write_text("seed: ${oc.env:NOPE}\n")
-    envs = {name: {"return_mean": mean, "return_std": 1.0, "returns": [mean - 1, mean + 1] * (EPISODES // 2)}
-            for name, mean in run_returns(variant or "baseline", seed, latent_dim).items()}
+    returns = {name: episodes(mean) for name, mean in run_returns(variant or "baseline", seed, latent_dim).items()}
+    envs = {name: {"return_mean": float(np.mean(r)), "return_std": float(np.std(r)), "returns": r}
+            for name, r in returns.items()}
     test_envs = {"train": {}, "fixed_easy": {"distraction": {"mode": "fixed_easy", **DISTRACTION}},
                  "hard": {"distraction": {"mode": "hard", **DISTRACTION}}}
-    protocol = {"episodes": EPISODES, "seed": 100000, "deterministic": True, "epsilon": 0.0,
+    protocol = {"episodes": len(returns["train"]), "seed": 100000, "deterministic": True, "epsilon": 0.0,
                 "test_envs": test_envs}
     references = {"random": {"return_mean": 5.0 + seed, "return_std": 1.0, "episodes": EPISODES},
                   "dataset": {"return_mean": 900.0, "episodes": 30}}
@@ -96,8 +106,8 @@ def test_report_csv_markdown_and_plots(tmp_path):
     sweep = make_multirun(tmp_path)
     out = tmp_path / "report"
     result = build_report(sweep, out)
-    assert sorted(p.name for p in out.iterdir()) == ["js_heatmap.png", "latent_dim.png", "report.md",
-                                                    "results.csv", "returns.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["aggregate.png", "js.png", "js_heatmap.png", "latent_dim.png",
+                                                    "report.md", "results.csv", "returns.png", "test_envs.png"]
 
     with open(out / "results.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -136,14 +146,14 @@ def test_report_csv_markdown_and_plots(tmp_path):
     expected = f"{sum(scores) / 2:.1f} ± {abs(scores[0] - scores[1]) / 2:.1f}"
     assert table_row(normalized, "aug_upsampled", "32", "2")[3] == expected
     assert "0 = random actions, 100 = the data" in normalized
-    # JS: mean over the two seeds per train set × test env.
-    assert table_row(markdown, "upsampled", "32", "real", "2") == ["upsampled", "32", "real", "2", "0.250",
-                                                                   "0.500"]
+    # JS: mean over the two seeds per train set × test env, with the interval spanning the two seeds.
+    assert table_row(markdown, "upsampled", "32", "real", "2") == ["upsampled", "32", "real", "2",
+                                                                   "0.250 [0.200, 0.300]", "0.500 [0.500, 0.500]"]
     assert table_row(markdown, "aug_upsampled", "64", "real+synthetic") == [
-        "aug_upsampled", "64", "real+synthetic", "2", "0.100", "0.350"]
-    assert "100 bins over [-1, 1]" in markdown
+        "aug_upsampled", "64", "real+synthetic", "2", "0.100 [0.100, 0.100]", "0.350 [0.300, 0.400]"]
+    assert "100 bins over [-1, 1]" in markdown  # these js.json files are the older format, with value_range
 
-    for name in ("returns.png", "latent_dim.png", "js_heatmap.png"):
+    for name in ("returns.png", "latent_dim.png", "js_heatmap.png", "aggregate.png", "test_envs.png", "js.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         with Image.open(out / name) as image:
             assert image.format == "PNG" and image.size[0] > 100
@@ -158,7 +168,7 @@ def test_missing_baseline_shows_n_a_and_single_latent_dim_skips_its_plot(tmp_pat
     markdown = result["markdown"]
     assert table_row(markdown, "augmented", "50", "n/a") == ["augmented", "50", "n/a"]
     assert table_row(markdown, "unknown", "50", "1")  # no variant key in an old config
-    assert not (sweep / "latent_dim.png").exists() and not (sweep / "js_heatmap.png").exists()
+    assert not any((sweep / name).exists() for name in ("latent_dim.png", "js_heatmap.png", "js.png"))
     assert (sweep / "report.md").exists() and (sweep / "returns.png").exists()
 
 
@@ -197,22 +207,25 @@ def test_report_gives_rliable_intervals_probability_of_improvement_and_g(tmp_pat
     assert "n = 2 seeds per variant" in section and "95% stratified-bootstrap percentile intervals" in section
     iqm, mean = (section.split(f"{title} return, with intervals:")[1] for title in ("IQM", "Mean"))
     # Seeds 790 and 810 on train: IQM and mean 800 with the interval spanning the two seeds.
-    assert table_row(iqm, "variant", "latent_dim", "n")[3:] == ["train", "fixed_easy", "hard", "test envs"]
+    assert table_row(iqm, "variant", "latent_dim", "n")[3:] == ["train", "fixed_easy", "hard", "test envs", "mean test"]
     assert table_row(iqm, "baseline", "32", "2")[3] == table_row(mean, "baseline", "32", "2")[3] == \
         "800.0 [790.0, 810.0]"
     # aug_upsampled beats the baseline on every seed of every test env: P = 1 with a point interval.
+    assert table_row(iqm, "aug_upsampled", "32", "2")[-1] == "550.0 [540.0, 560.0]"  # mean test: aggregate.png's
     row = table_row(section.split("Probability of improvement")[1], "aug_upsampled", "32")
     assert row[2:4] == ["1.00 [1.00, 1.00]", "1.00 [1.00, 1.00]"]  # and beats `augmented` (500 < 600) too
     g = float(row[4].split()[0])
     assert g == pytest.approx((550 - 350) / (800 - 350), abs=1e-3)
-    assert "P(aug_upsampled > baseline) on the test envs = 1.00 [1.00, 1.00]; aug_upsampled better" in section
-    assert "P(baseline > augmented) on the test envs = 0.00 [0.00, 0.00]; baseline worse" in section
+    assert ("P(aug_upsampled > baseline) on the test envs (latent_dim 32) = 1.00 [1.00, 1.00]; aug_upsampled "
+            "better") in section
+    assert "P(baseline > augmented) on the test envs (latent_dim 64) = 0.00 [0.00, 0.00]; baseline worse" in section
     assert "fewer than 5 seeds" in section
 
 
-def test_a_single_seed_gets_no_interval_section(tmp_path):
+def test_a_single_seed_gets_no_seed_interval_section(tmp_path):
     write_run(tmp_path / "run", "aug_upsampled", 0, 50)
-    assert "rliable" not in build_report(tmp_path / "run")["markdown"]
+    markdown = build_report(tmp_path / "run")["markdown"]
+    assert "rliable)" not in markdown and "### One seed, with intervals over episodes" in markdown
 
 
 def test_js_binning_is_said_once():
@@ -223,3 +236,8 @@ def test_js_binning_is_said_once():
     assert js_binning(varied) == ("100 bins over each run's pooled range of training and test latents "
                                   "(from [-1, 1] at the widest to [-0.996, 0.999])")
     assert js_binning([{"bins": 50, "value_range": None}]) == "50 bins over each dimension's pooled min/max"
+    assert js_binning([{"bins": 100, "binning": "quantile"}] * 2) == "100 quantile bins per dimension"
+    assert js_binning([{"bins": 100, "binning": "width"}, {"bins": 50, "binning": "width"}]) == (
+        "100 / 50 equal-width bins per dimension")
+    assert js_binning([{"bins": 100, "binning": "quantile"}, {"bins": 100, "value_range": [-1.0, 1.0]}]) == (
+        "100 quantile bins per dimension; 100 bins over [-1, 1]")  # a sweep across the format change

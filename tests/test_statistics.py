@@ -10,6 +10,7 @@ from synthvis.metrics.statistics import (
     aggregate,
     gap_closed_interval,
     improvement_probability,
+    mean_intervals,
     probability_of_improvement,
     resolves,
 )
@@ -62,3 +63,12 @@ def test_improvement_probability_is_rliables_with_ties():
     for runs_x, runs_y in ((5, 5), (3, 7)):
         x, y = rng.integers(0, 4, size=(runs_x, 3)).astype(float), rng.integers(0, 4, size=(runs_y, 3)).astype(float)
         assert improvement_probability(x, y) == pytest.approx(rm.probability_of_improvement(x, y))
+
+
+def test_mean_intervals_per_column_match_the_aggregate_mean_and_collapse_for_constant_columns():
+    scores = np.column_stack([np.random.default_rng(5).normal(2.0, 1.0, size=8), np.full(8, 0.3)])
+    varying, constant = mean_intervals(scores, reps=500)
+    assert varying[0] == pytest.approx(scores[:, 0].mean()) and varying[1] < varying[0] < varying[2]
+    assert constant == pytest.approx((0.3, 0.3, 0.3))
+    # One column: the same resamples as aggregate's mean.
+    assert mean_intervals(scores[:, :1], reps=500)[0] == pytest.approx(aggregate(scores[:, :1], reps=500)["mean"])

@@ -1,10 +1,11 @@
 """Scores over seeds as the field aggregates them: rliable (Agarwal et al. 2021, "Deep Reinforcement Learning at the
 Edge of the Statistical Precipice"). IQM and mean with stratified-bootstrap confidence intervals, probability of
-improvement, and the gap closed G with a bootstrap interval.
+improvement, the gap closed G with a bootstrap interval, and per-task means with intervals.
 
 Score matrices are (runs, tasks): one row per seed, one column per task (an env), each entry a run's mean episode
 return on that env, so episodes are averaged within a seed first. Every interval is a 95% percentile interval of
 `reps` stratified bootstrap resamples (runs resampled within each task), seeded, so a report is reproducible.
+The rows may also be one run's evaluation episodes: the intervals then measure evaluation noise alone.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def aggregate(scores: np.ndarray, reps: int = REPS, seed: int = 0) -> dict[str, 
     iqm, mean = _interval(np.asarray(scores, float),
                           lambda s: np.array([rm.aggregate_iqm(s), rm.aggregate_mean(s)]), reps, seed)
     return {"iqm": iqm, "mean": mean}
+
+
+def mean_intervals(scores: np.ndarray, reps: int = REPS, seed: int = 0) -> list[Interval]:
+    """Each column's mean over the rows of a (runs, tasks) matrix, with its 95% CI (rows resampled per column)."""
+    return _interval(np.asarray(scores, float), lambda s: s.mean(axis=0), reps, seed)
 
 
 def improvement_probability(x: np.ndarray, y: np.ndarray) -> float:
