@@ -610,7 +610,10 @@ def _resolution_sentence(groups: list[dict[str, Any]], baseline: dict[str, Any] 
     missing = [variant for variant, verdict in verdicts.items() if verdict is None]
     clauses = [f"the 95% intervals resolve {', '.join(resolved)}"] if resolved else []
     if unresolved:
-        clauses.append(f"{'they' if resolved else 'the 95% intervals'} leave {', '.join(unresolved)} unresolved")
+        both = any(BASELINE in g["versus"]["poi"] for g in others if g["variant"] in unresolved)
+        clauses.append(f"{'they' if resolved else 'the 95% intervals'} leave {', '.join(unresolved)} unresolved"
+                       + (" (a verdict needs G's and P(> baseline)'s intervals to exclude no difference, in the "
+                          "same direction)" if both else ""))
     if missing:
         clauses.append(f"no interval compares {', '.join(missing)} with it")
     sentence = "Against the baseline, " + "; ".join(clauses)
