@@ -37,3 +37,21 @@ def test_quickstart_runs_every_stage_and_prints_the_report(tmp_path):
     # The report table ends the output and is saved with its CSV and plots.
     assert "| aug_upsampled | 50 | 1 |" in output and "References on the training env" in output
     assert {"report.md", "results.csv", "returns.png", "js_heatmap.png"} <= {p.name for p in run.iterdir()}
+
+
+@pytest.mark.slow
+def test_make_train_compares_the_method_with_the_baseline_and_prints_the_answer(tmp_path):
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, str(REPO / "train.py"), "-m", "sweep=baseline_vs_method", *TINY_PIPELINE,
+               f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep}"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0_variant=baseline", "1_variant=aug_upsampled"]
+    report = (sweep / "report.md").read_text()
+    assert "| baseline |" in report and "| aug_upsampled |" in report
+    # The answer ends the output: both variants with intervals, G against the baseline, what one seed means.
+    answer = output[output.rindex("sweep report: "):]
+    assert "baseline" in answer and "aug_upsampled" in answer and "G vs baseline" in answer
+    assert "CI over episodes of one seed" in answer
