@@ -14,6 +14,7 @@ import numpy as np
 from lightning.pytorch.utilities import rank_zero_only
 from tqdm.auto import tqdm
 
+from synthvis.callbacks.paired_states import DMCPairing, Pairing, ProcgenPairing, paired_rollout
 from synthvis.callbacks.rollouts import agent_policy, random_policy, rollout_dmc, rollout_procgen
 from synthvis.callbacks.video import log_gif
 from synthvis.envs.distractions import DISTRACTION_KINDS, make_distractions
@@ -95,16 +96,19 @@ class ZeroShotEvaluator:
         return self.evaluate_with_observations(agent, log_video)[0]
 
     def evaluate_with_observations(self, agent, log_video: Callable[[str, list], None] | None = None,
-                                   observation_stride: int = 0) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
-        """Returns per env and, with `observation_stride` > 0, every stride-th batch of observations the agent saw."""
+                                   observation_stride: int = 0, pairing: Pairing | None = None
+                                   ) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
+        """Returns per env and, with `observation_stride` > 0, every stride-th batch of observations the agent saw;
+        a `pairing` (from `pairing()`) collects its training-env states rendered clean and under each test env."""
         was_training = agent.training
         agent.eval()
         results, observations = {}, {}
         try:
-            for name, overrides in tqdm(self.test_envs.items(), desc="evaluate", unit="env", leave=False):
+            for name in tqdm(self.test_envs, desc="evaluate", unit="env", leave=False):
                 policy = ObservedPolicy(agent_policy(agent, deterministic=True, epsilon=self.epsilon, seed=self.seed),
                                         observation_stride)
-                returns, frames = self._evaluate_env(overrides, policy, record=log_video is not None and self.video)
+                returns, frames = self._evaluate_env(name, policy, record=log_video is not None and self.video,
+                                                     pairing=pairing)
                 results[name] = returns
                 if observation_stride:
                     observations[name] = policy.observations()
@@ -121,23 +125,32 @@ class ZeroShotEvaluator:
             env = self.env_factory(seed=self.seed)
             action_dim = env.action_dim
             env.close()
-        return self._evaluate_env({}, random_policy(action_dim, self.seed), record=False)[0]
+        return self._evaluate_env(TRAIN_ENV, random_policy(action_dim, self.seed), record=False)[0]
 
-    def _evaluate_env(self, overrides: dict[str, Any], policy, record: bool) -> tuple[list[float], list]:
-        returns, frames = [], []
+    def pairing(self, num_states: int, seed: int) -> Pairing:
+        """A pairing of `num_states` training-env states for `evaluate_with_observations` (callbacks/paired_states)."""
+        if self.procgen:
+            return ProcgenPairing(num_states, self.num_episodes, seed, self.test_envs)
+        return DMCPairing(num_states, self.num_episodes, seed)
+
+    def _evaluate_env(self, name: str, policy, record: bool, pairing: Pairing | None = None
+                      ) -> tuple[list[float], list]:
+        overrides, returns, frames = self.test_envs[name], [], []
         for first in range(0, self.num_episodes, self.parallel_envs):
             count = min(self.parallel_envs, self.num_episodes - first)
             keep = 0 if record and first == 0 else None
             if self.procgen:
                 env = self.env_factory(num_envs=count, seed=self.seed + first, **overrides)
                 try:
-                    chunk, chunk_frames = rollout_procgen(env, policy, record=keep)
+                    with paired_rollout(pairing, name, first, env) as rollout_env:
+                        chunk, chunk_frames = rollout_procgen(rollout_env, policy, record=keep)
                 finally:
                     env.close()
             else:
                 envs = [self._dmc_env(first + i, overrides) for i in range(count)]
                 try:
-                    chunk, chunk_frames = rollout_dmc(envs, policy, record=keep)
+                    with paired_rollout(pairing, name, first, envs) as rollout_envs:
+                        chunk, chunk_frames = rollout_dmc(rollout_envs, policy, record=keep)
                 finally:
                     for env in envs:
                         env.close()

@@ -85,6 +85,11 @@ class DMCPixelEnv:
         return (3 * self.frame_stack, self.image_size, self.image_size)
 
     @property
+    def episode(self) -> int:
+        """Index of the current episode, the one its distractions were drawn for (-1 before the first reset)."""
+        return self._episode
+
+    @property
     def name(self) -> str:
         """`domain_task`, as V-D4RL names its environments."""
         return f"{self.domain}_{self.task}"

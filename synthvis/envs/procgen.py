@@ -113,7 +113,8 @@ def normalized_return(game: str, ret: float) -> float:
     return (ret - low) / (high - low)
 
 
-def _import_procgen() -> ModuleType:
+def import_procgen() -> ModuleType:
+    """The procgen module, imported quietly."""
     # Importing procgen imports gym 0.26, which prints an "unmaintained" notice to stderr and leaks a
     # ResourceWarning; neither is actionable here. Import errors still propagate.
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
@@ -153,7 +154,7 @@ class ProcgenPixelEnv:
             _check_name("visual variant", variant, VISUAL_VARIANTS)
         if num_envs <= 0:
             raise ValueError(f"num_envs must be positive, got {num_envs}")
-        procgen = _import_procgen()
+        procgen = import_procgen()
         self.game, self.split, self.variant = game, split, variant
         self.num_envs = num_envs
         levels = SPLITS[split]

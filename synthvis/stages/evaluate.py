@@ -14,6 +14,7 @@ from synthvis.callbacks.evaluation import TRAIN_ENV, ZeroShotEvaluator, summariz
 from synthvis.stages.common import load_weights, stage_result
 from synthvis.stages.latent_divergence import heatmap_figure, latent_divergence
 from synthvis.stages.latents import stage_device
+from synthvis.stages.paired_divergence import paired_divergence
 from synthvis.utils.files import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,30 @@ def reference_returns(evaluator: ZeroShotEvaluator, run_dir: Path) -> dict[str, 
     return references
 
 
+def js_columns(js: dict[str, Any], env: str) -> str:
+    """The final log line's latent-divergence columns for `env`: the rollout and the paired measure, labelled."""
+    columns = ""
+    if "divergence" in js:
+        columns += "  rollout JS(real) {:.3f}".format(js["divergence"]["real"].get(env, float("nan")))
+    paired = js.get("paired", {})
+    if env in paired.get("divergence", {}):
+        columns += "  paired JS {:.3f}  latent distance {:.3f}".format(paired["divergence"][env],
+                                                                       paired["latent_distance"][env])
+    elif env in paired.get("skipped", {}):
+        columns += "  paired: skipped"
+    return columns
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Evaluate, compute the latent JS divergence, log to TensorBoard (scalars, hparams, heatmap), write JSON."""
+    """Evaluate, compute the rollout and paired latent divergences, log to TensorBoard (scalars, hparams,
+    heatmap), write JSON."""
     weights = final_agent_weights(run_dir)
     agent, extras = load_weights(weights)
     agent = agent.to(stage_device(cfg))
     evaluator: ZeroShotEvaluator = instantiate(cfg.eval)
+    pairing = evaluator.pairing(cfg.analysis.paired_states, cfg.seed) if cfg.analysis.paired_states else None
     results, observations = evaluator.evaluate_with_observations(
-        agent, observation_stride=cfg.analysis.observation_stride)
+        agent, observation_stride=cfg.analysis.observation_stride, pairing=pairing)
     summary = summarize(results)
     step = int(extras.get("updates", 0))
     references = reference_returns(evaluator, run_dir)
@@ -62,17 +79,24 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                         for stat in ("mean", "std")}, step=step)
     logger.log_metrics({f"eval/reference/{name}_return_mean": r["return_mean"] for name, r in references.items()},
                        step=step)
-    js = None
+    js: dict[str, Any] = {}
     if observations:
         datamodule = instantiate(cfg.data, augmentation=None)
         datamodule.prepare_data()
         datamodule.setup("fit")
         js = latent_divergence(run_dir, agent, datamodule, observations, cfg.analysis.bins,
                                cfg.analysis.max_train_rows, cfg.seed, cfg.analysis.binning)
-        atomic_write_json(run_dir / "js.json", js)
         logger.log_metrics({f"js/{train}/{env}": value for train, row in js["divergence"].items()
                             for env, value in row.items()}, step=step)
         logger.experiment.add_figure("js/heatmap", heatmap_figure(js["divergence"]), step)
+    if pairing is not None:
+        paired = js["paired"] = paired_divergence(agent, pairing.observations(), cfg.analysis.bins,
+                                                  cfg.analysis.binning)
+        logger.log_metrics({**{f"js_paired/{env}": value for env, value in paired["divergence"].items()},
+                            **{f"latent_distance/{env}": value for env, value in paired["latent_distance"].items()},
+                            "latent_distance_scale": paired["latent_distance_scale"]}, step=step)
+    if js:
+        atomic_write_json(run_dir / "js.json", js)
     test_means = [s["return_mean"] for name, s in summary.items() if name != TRAIN_ENV]
     # The HPARAMS tab compares runs of a sweep on these: final returns against latent_dim, variant and seed.
     logger.log_hyperparams({"variant": cfg.get("variant", "unknown"), "latent_dim": cfg.latent_dim, "seed": cfg.seed,
@@ -85,9 +109,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
              references["random"]["return_mean"], references["random"]["return_std"],
              f", dataset {references['dataset']['return_mean']:.1f}" if "dataset" in references else "")
     for name, s in summary.items():
-        divergence = "" if js is None else "  JS(real) {:.3f}".format(js["divergence"]["real"].get(name, float("nan")))
         log.info("  %-*s return %8.1f ± %6.1f  (%d episodes)%s", width, name, s["return_mean"], s["return_std"],
-                 len(s["returns"]), divergence)
+                 len(s["returns"]), js_columns(js, name))
+    if "paired" in js:
+        log.info("  paired: %d training-env states rendered clean and shifted; latent distance between two clean "
+                 "states %.3f%s", js["paired"]["states"], js["paired"]["latent_distance_scale"],
+                 "".join(f"; {env} skipped: {why}" for env, why in js["paired"]["skipped"].items()))
     return {"envs": {name: {"return_mean": s["return_mean"], "return_std": s["return_std"]}
-                     for name, s in summary.items()}, "references": references,
-            "js": None if js is None else js["divergence"]}
+                     for name, s in summary.items()}, "references": references, "js": js.get("divergence")}
