@@ -59,6 +59,21 @@ def test_actions_are_scaled_from_unit_range_to_the_spec():
         env.step(np.array([np.nan, 0.0]))
 
 
+def test_the_kept_camera_draws_what_a_fresh_camera_per_frame_draws():
+    from synthvis.envs.distractions import make_distractions
+
+    distractions = make_distractions("walker", "hard", seed=3, dynamic=True)
+    env = DMCPixelEnv("walker", "walk", seed=1, image_size=32, distractions=distractions)
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # a new episode redraws the distractions
+        env.reset()
+        for _ in range(15):
+            env.step(rng.uniform(-1, 1, env.action_dim))
+            fresh = env.physics.render(height=32, width=32, camera_id=env.camera_id).transpose(2, 0, 1)
+            assert np.array_equal(env.render(), fresh)
+    env.close()
+
+
 def test_fast_profile_is_close_to_fidelity():
     fast = DMCPixelEnv("walker", "walk", image_size=64, render_profile="fast").reset().frame.astype(float)
     fidelity = DMCPixelEnv("walker", "walk", image_size=64, render_profile="fidelity").reset().frame.astype(float)

@@ -73,6 +73,7 @@ class DMCPixelEnv:
         self.action_dim = int(spec.shape[0])
         self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
         self._episode = -1
+        self._camera = None
 
     @property
     def physics(self):
@@ -96,8 +97,14 @@ class DMCPixelEnv:
 
     def render(self) -> np.ndarray:
         """The current camera image as a (3, H, W) uint8 frame."""
-        pixels = self.physics.render(height=self.image_size, width=self.image_size, camera_id=self.camera_id)
-        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+        if self._camera is None:
+            # One camera for every frame: `physics.render` builds (and frees) a Camera with its MjvScene per
+            # call, which costs as much as drawing a small frame. The pixels are the same.
+            from dm_control.mujoco.engine import Camera
+
+            self._camera = Camera(self.physics, height=self.image_size, width=self.image_size,
+                                  camera_id=self.camera_id)
+        return np.ascontiguousarray(self._camera.render().transpose(2, 0, 1))
 
     def reset(self) -> PixelStep:
         """Start a new episode (its distractions are drawn from the episode index)."""
@@ -136,4 +143,5 @@ class DMCPixelEnv:
 
     def close(self) -> None:
         """Release the environment's rendering context."""
+        self._camera = None
         self._env.close()

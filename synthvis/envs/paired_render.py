@@ -21,7 +21,6 @@ change level generation too.
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,9 +32,6 @@ from synthvis.envs.procgen import (
     ProcgenStep,
     import_procgen,
 )
-
-if TYPE_CHECKING:
-    from dm_control.mujoco.engine import Camera
 
 # Game::serialize: int SERIALIZE_VERSION (0), the game name (int length + bytes), then paint_vel_info,
 # use_generated_assets, use_monochrome_assets, restrict_themes, use_backgrounds, center_agent as ints.
@@ -53,31 +49,20 @@ def frame_histories(steps: np.ndarray, frame_stack: int) -> np.ndarray:
     return np.maximum(np.asarray(steps)[:, None] + offsets, 0)
 
 
-def env_camera(env: DMCPixelEnv) -> Camera:
-    """A dm_control camera that renders what `env.render()` does; kept across frames, it halves their cost."""
-    # dm_control is imported by now, behind the GL backend the env chose; `physics.render` builds (and frees)
-    # one of these, with its MjvScene, for every frame.
-    from dm_control.mujoco.engine import Camera
-
-    return Camera(env.physics, height=env.image_size, width=env.image_size, camera_id=env.camera_id)
-
-
-def render_state(env: DMCPixelEnv, state: np.ndarray, camera: Camera | None = None) -> np.ndarray:
-    """The (3, H, W) frame `env` shows at physics `state`, its distractions re-applied for its current episode
-    (drawn through `camera`, an `env_camera(env)`, when given)."""
+def render_state(env: DMCPixelEnv, state: np.ndarray) -> np.ndarray:
+    """The (3, H, W) frame `env` shows at physics `state`, its distractions re-applied for its current episode."""
     physics = env.physics
     physics.set_state(state)
     physics.forward()
     for distraction in env.distractions:
         distraction.on_reset(physics, env.episode)
-    return env.render() if camera is None else np.ascontiguousarray(camera.render().transpose(2, 0, 1))
+    return env.render()
 
 
 def render_observations(env: DMCPixelEnv, states: np.ndarray, histories: np.ndarray) -> np.ndarray:
     """Stacked observations (N, 3 * frame_stack, H, W) of `histories` (N, frame_stack) rows of `states`."""
     needed, inverse = np.unique(histories, return_inverse=True)
-    camera = env_camera(env)
-    frames = np.stack([render_state(env, states[i], camera) for i in needed])
+    frames = np.stack([render_state(env, states[i]) for i in needed])
     return frames[inverse.reshape(histories.shape)].reshape(len(histories), -1, *frames.shape[2:])
 
 
