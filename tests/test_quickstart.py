@@ -47,8 +47,8 @@ def test_make_train_compares_the_method_with_the_baseline_and_prints_the_answer(
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    assert jobs == ["0_variant=baseline", "1_variant=aug_upsampled"]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [OmegaConf.load(job / "config.yaml").variant for job in jobs] == ["baseline", "aug_upsampled"]
     report = (sweep / "report.md").read_text()
     assert "| baseline |" in report and "| aug_upsampled |" in report
     # The answer ends the output: both variants with intervals, G against the baseline, what one seed means.
