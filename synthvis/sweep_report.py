@@ -25,5 +25,4 @@ class SweepReport(Callback):
         except FileNotFoundError as error:  # no job finished its eval stage
             log.warning("no sweep report: %s", error)
             return
-        lines = report.get("answer") or report["markdown"].splitlines()
-        log.info("sweep report: %s\n%s", sweep_dir / "report.md", "\n".join(lines))
+        log.info("sweep report: %s\n%s", sweep_dir / "report.md", "\n".join(report["answer"]))

@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from synthvis.utils.files import atomic_write_json, content_key
+from synthvis.utils.files import atomic_write, atomic_write_json, content_key
 from synthvis.utils.versions import package_versions
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,11 @@ def cached_agent(cfg: DictConfig) -> Path | None:
 
 
 def _copy_files(source: Path, target: Path) -> None:
-    """Copy the cached files present in `source` into `target`, each through a temp file and a rename."""
-    target.mkdir(parents=True, exist_ok=True)
+    """Copy the cached files present in `source` into `target`, each written atomically (utils.files)."""
     for name in FILES:
         if (source / name).is_file():
-            with tempfile.NamedTemporaryFile(dir=target, prefix=f".{name}.", suffix=".tmp", delete=False) as tmp:
-                shutil.copyfile(source / name, tmp.name)
-            Path(tmp.name).replace(target / name)
+            with (source / name).open("rb") as original:
+                atomic_write(target / name, lambda handle: shutil.copyfileobj(original, handle))
 
 
 def publish_agent(cfg: DictConfig, stage_dir: Path, result: dict[str, Any]) -> Path:
