@@ -18,8 +18,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from synthvis.core.batches import ContinuousBatch, DiscreteBatch
 from synthvis.datamodules.augmentations import RandomShift
-from synthvis.datamodules.transitions import ContinuousBatch, DiscreteBatch, collate_prebatched
+from synthvis.datamodules.transitions import collate_prebatched
 from synthvis.lightning_modules.bc import BC
 from synthvis.lightning_modules.discrete_cql import DiscreteCQL
 from synthvis.lightning_modules.drqbc import DrQBC

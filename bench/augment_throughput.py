@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 
+from synthvis.core.batches import ContinuousBatch
 from synthvis.datamodules.augmentations import (
     BackgroundOverlay,
     ColorCutout,
@@ -27,7 +28,6 @@ from synthvis.datamodules.augmentations import (
     RandomShift,
     Rotation,
 )
-from synthvis.datamodules.transitions import ContinuousBatch
 
 
 def paper_ops() -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthvis.datamodules.formats.episode import Episode
+from synthvis.core.episode import Episode
 from synthvis.datamodules.frame_store import FrameStore
 from synthvis.datamodules.transitions import TransitionDataset, valid_rows
 

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from synthvis.lightning_modules.components.normalizer import StandardNormalizer
+from synthvis.core.normalizer import StandardNormalizer
 from synthvis.lightning_modules.components.residual_mlp import ResidualMLPDenoiser
 from synthvis.lightning_modules.diffusion.edm import edm_loss, precondition
 from synthvis.lightning_modules.diffusion.samplers import HeunODE, KarrasSDE, Sampler

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthvis.datamodules.formats.episode import Episode
+from synthvis.core.episode import Episode
 
 # Data files written by the benchmarks' own code in their published formats (see fixtures/README.md).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from synthvis.core.batches import ContinuousBatch, DiscreteBatch
 from synthvis.datamodules.augmentations.random_shift import RandomShift
-from synthvis.datamodules.transitions import ContinuousBatch, DiscreteBatch
 from synthvis.lightning_modules.bc import BC
 from synthvis.lightning_modules.components.drq_encoder import DrQEncoder
 from synthvis.lightning_modules.components.procgen_q import ProcgenQNetwork

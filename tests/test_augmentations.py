@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
+from synthvis.core.batches import ContinuousBatch, DiscreteBatch
 from synthvis.datamodules.augmentations import (
     BackgroundOverlay,
     ColorCutout,
@@ -24,7 +25,6 @@ from synthvis.datamodules.augmentations import (
     make_augmentation,
 )
 from synthvis.datamodules.augmentations import generators as generators_module
-from synthvis.datamodules.transitions import ContinuousBatch, DiscreteBatch
 from tests.helpers import CONF_DIR
 
 SIZE, STACK, BATCH = 16, 3, 8

@@ -34,8 +34,14 @@ class UniformRandomAgent(OfflineAgent):
     def latents(self, obs):
         return {}
 
+    def latent_layout(self, discount=None):
+        raise NotImplementedError("a random-action reference has no latents")
+
     def heads(self):
         return {}
+
+    def head_update(self, fields, optimize, step, base_updates):
+        raise NotImplementedError("a random-action reference has no heads")
 
     def act(self, obs, deterministic=True):
         return torch.rand(len(obs), 2, generator=self.generator) * 2 - 1

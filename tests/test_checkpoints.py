@@ -15,8 +15,8 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from synthvis.datamodules.latent_extraction import save_latents
-from synthvis.datamodules.latent_layout import dmc_layout
+from synthvis.core.latent_layout import dmc_layout
+from synthvis.datamodules.latent_files import save_latents
 from synthvis.stages import diffusion
 from synthvis.utils.checkpoints import AtomicCheckpointIO, resumable_checkpoint
 from synthvis.utils.files import atomic_write_text

@@ -14,8 +14,8 @@ from omegaconf import open_dict
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
+from synthvis.core.normalizer import StandardNormalizer
 from synthvis.lightning_modules.components.ema import EMA, ema_decay
-from synthvis.lightning_modules.components.normalizer import StandardNormalizer
 from synthvis.lightning_modules.components.residual_mlp import ResidualMLPDenoiser
 from synthvis.lightning_modules.diffusion.edm import (
     c_in,

@@ -18,6 +18,7 @@ from synthvis.callbacks.evaluation import (
     write_eval_json,
 )
 from synthvis.callbacks.video import encode_gif
+from synthvis.core.latent_layout import dmc_layout
 from synthvis.envs.dmc import DMCPixelEnv
 from synthvis.envs.procgen import ProcgenPixelEnv
 from synthvis.lightning_modules.offline_agent import OfflineAgent
@@ -37,8 +38,14 @@ class PixelMeanAgent(OfflineAgent):
     def latents(self, obs):
         return {"z_pi": obs.float().mean(dim=(1, 2, 3))[:, None]}
 
+    def latent_layout(self, discount=None):
+        return dmc_layout(1, 2, ("z_pi",), discount)
+
     def heads(self):
         return {}
+
+    def head_update(self, fields, optimize, step, base_updates):
+        raise NotImplementedError("an evaluation stand-in has no heads to fine-tune")
 
     def act(self, obs, deterministic=True):
         signal = obs.float().mean(dim=(1, 2, 3)) / 255.0 * self.scale

@@ -12,9 +12,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from synthvis.core.latent_layout import LatentLayout, dmc_layout, procgen_layout
 from synthvis.datamodules.frame_store import FrameStore
-from synthvis.datamodules.latent_extraction import extract_latents
-from synthvis.datamodules.latent_layout import LatentLayout, dmc_layout, procgen_layout
 from synthvis.datamodules.transitions import TransitionDataset, valid_rows
 from synthvis.datamodules.upsampled import UpsampledDataModule
 from synthvis.lightning_modules.bc import BC
@@ -22,6 +21,7 @@ from synthvis.lightning_modules.discrete_cql import DiscreteCQL
 from synthvis.lightning_modules.drqbc import DrQBC
 from synthvis.lightning_modules.head_finetune import HeadFinetune
 from synthvis.lightning_modules.offline_agent import OfflineAgent
+from synthvis.stages.latents import extract_latents
 from tests.helpers import CONF_DIR, make_episode
 
 SIZE, ACTIONS = 24, 2
@@ -188,7 +188,7 @@ def test_bc_finetune_on_real_latents_only(tmp_path):
 
 def test_cql_finetune_on_decoded_synthetic_latents(tmp_path):
     torch.manual_seed(2)
-    agent = DiscreteCQL((3, PROCGEN_SIZE, PROCGEN_SIZE), **TINY_CQL)
+    agent = DiscreteCQL((3, PROCGEN_SIZE, PROCGEN_SIZE), target_update_every=10, **TINY_CQL)
     real, layout = real_latents(agent, tmp_path, discrete=True)
     assert layout == procgen_layout(16, 15, discount=0.8)
     synthetic = synthetic_like(real)
@@ -198,7 +198,7 @@ def test_cql_finetune_on_decoded_synthetic_latents(tmp_path):
     frozen = frozen_state(agent)
     base_head = copy.deepcopy(agent.q.head)
     record = Record("finetune/loss", "finetune/td_loss", "finetune/cql_loss")
-    module = HeadFinetune(agent, layout, lr=1e-3, target_update_every=10)
+    module = HeadFinetune(agent, layout, lr=1e-3)
     trainer = fit(module, UpsampledDataModule(real, synthetic, layout, batch_size=32, seed=0), 101, record)
     assert trainer.global_step == 101
     assert all(torch.equal(agent.state_dict()[name], value) for name, value in frozen.items())
@@ -219,8 +219,11 @@ def test_finetune_rejects_a_layout_that_is_not_the_agents():
         HeadFinetune(agent, dmc_layout(16, ACTIONS, discount=0.97))
     with pytest.raises(ValueError, match="does not match"):
         HeadFinetune(agent, procgen_layout(8, 15))
+    layout = dmc_layout(8, ACTIONS)
+    module = HeadFinetune(agent, layout)
     with pytest.raises(ValueError, match="discount"):
-        HeadFinetune(agent, dmc_layout(8, ACTIONS))
+        fit(module, UpsampledDataModule(np.zeros((64, layout.dim), np.float32), None, layout, batch_size=8,
+                                        synthetic_ratio=0.0), 1, Record("finetune/critic_loss"))
 
 
 def test_configs_instantiate_with_a_layout_object(tmp_path):

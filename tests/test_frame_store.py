@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthvis.datamodules.formats.episode import DatasetError, Episode
+from synthvis.core.episode import DatasetError, Episode
 from synthvis.datamodules.frame_store import FrameStore
 from tests.helpers import make_episode
 

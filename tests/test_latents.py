@@ -9,23 +9,24 @@ import numpy as np
 import pytest
 import torch
 
-from synthvis.datamodules.augmentations import ColorJitter, PixelAugmentation, Rotation
-from synthvis.datamodules.formats.episode import Episode
-from synthvis.datamodules.frame_store import FrameStore
-from synthvis.datamodules.latent import LatentDataModule, default_batch_size
-from synthvis.datamodules.latent_extraction import LATENTS_FILE, extract_latents, load_latents, save_latents
-from synthvis.datamodules.latent_layout import (
+from synthvis.core.batches import ContinuousBatch
+from synthvis.core.episode import Episode
+from synthvis.core.latent_layout import (
     Field,
     LatentLayout,
     dmc_layout,
-    layout_for_agent,
     procgen_layout,
 )
-from synthvis.datamodules.transitions import ContinuousBatch, TransitionDataset, valid_rows
+from synthvis.datamodules.augmentations import ColorJitter, PixelAugmentation, Rotation
+from synthvis.datamodules.frame_store import FrameStore
+from synthvis.datamodules.latent import LatentDataModule, default_batch_size
+from synthvis.datamodules.latent_files import LATENTS_FILE, load_latents, save_latents
+from synthvis.datamodules.transitions import TransitionDataset, valid_rows
 from synthvis.datamodules.upsampled import UpsampledDataModule
 from synthvis.lightning_modules.bc import BC
 from synthvis.lightning_modules.discrete_cql import DiscreteCQL
 from synthvis.lightning_modules.drqbc import DrQBC
+from synthvis.stages.latents import extract_latents
 from tests.helpers import make_episode
 
 SIZE, STACK, ACTIONS, GAMMA = 24, 3, 2, 0.9
@@ -126,10 +127,18 @@ def test_layout_json_round_trip_and_validation():
         layout.unpack(np.zeros((3, layout.dim + 1)))
 
 
-def test_layout_for_agent_reads_the_agents_latents():
-    assert layout_for_agent(DrQBC((9, SIZE, SIZE), ACTIONS, **TINY), 0.5) == dmc_layout(8, ACTIONS, discount=0.5)
-    assert layout_for_agent(BC((9, SIZE, SIZE), ACTIONS, **TINY)).names == ("z_pi", "action", "reward", "next_z_pi")
-    assert layout_for_agent(DiscreteCQL((3, PROCGEN_SIZE, PROCGEN_SIZE), **TINY_CQL)) == procgen_layout(16, 15)
+def test_each_agent_declares_the_layout_of_its_latents():
+    agents = {"drqbc": DrQBC((9, SIZE, SIZE), ACTIONS, **TINY), "bc": BC((9, SIZE, SIZE), ACTIONS, **TINY),
+              "cql": DiscreteCQL((3, PROCGEN_SIZE, PROCGEN_SIZE), **TINY_CQL)}
+    assert agents["drqbc"].latent_layout(0.5) == dmc_layout(8, ACTIONS, discount=0.5)
+    assert agents["bc"].latent_layout().names == ("z_pi", "action", "reward", "next_z_pi")
+    assert agents["cql"].latent_layout() == procgen_layout(16, 15)
+    for agent in agents.values():  # the declared widths are those `latents` returns
+        latents = agent.latents(torch.zeros(2, *agent.hparams.obs_shape))
+        layout = agent.latent_layout()
+        assert {name: z.shape[1] for name, z in latents.items()} == {
+            f.name: f.size for f in layout.fields if f.name in latents}
+        assert {f.name for f in layout.fields if f.kind in ("tanh", "relu")} == {*latents, *(f"next_{n}" for n in latents)}
 
 
 # --- extraction ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from synthvis.lightning_modules.components.normalizer import StandardNormalizer
+from synthvis.core.normalizer import StandardNormalizer
 
 
 def test_statistics_round_trip_and_skipped_terminal_dim():

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import synthvis.datamodules.sources as sources_module
+from synthvis.core.batches import ContinuousBatch, DiscreteBatch
 from synthvis.datamodules.formats import DatasetError, iter_episodes
 from synthvis.datamodules.generated_dmc import GeneratedDMCDataset
 from synthvis.datamodules.pixel import PixelDataModule
 from synthvis.datamodules.sources import LocalDataset, vd4rl_path
-from synthvis.datamodules.transitions import ContinuousBatch, DiscreteBatch
 from synthvis.envs.dmc import DMCPixelEnv
 
 # A cheap env: 16 px frames, action repeat 8 -> 125 agent steps per episode.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from synthvis.core.batches import ContinuousBatch, DiscreteBatch
 from synthvis.datamodules.frame_store import FrameStore
-from synthvis.datamodules.transitions import ContinuousBatch, DiscreteBatch, TransitionDataset, valid_rows
+from synthvis.datamodules.transitions import TransitionDataset, valid_rows
 from tests.helpers import make_episode
 
 GAMMA = 0.9

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthvis.datamodules.formats.episode import DatasetError, Episode
+from synthvis.core.episode import DatasetError, Episode
 
 STORE_VERSION = 1
 _FRAMES = "frames.u8"

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from synthvis.datamodules.formats.episode import Episode
+from synthvis.core.episode import Episode
 from synthvis.datamodules.sources import GeneratedDataset, _describe_factory
 from synthvis.envs.distractions import make_distractions
 from synthvis.envs.dmc import DMCPixelEnv

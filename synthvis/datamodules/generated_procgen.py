@@ -7,7 +7,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from synthvis.datamodules.formats.episode import Episode
+from synthvis.core.episode import Episode
 from synthvis.datamodules.sources import GeneratedDataset
 from synthvis.envs.policies import RandomDiscretePolicy
 from synthvis.envs.procgen import ProcgenPixelEnv, collect_episodes

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from synthvis.datamodules.latent_extraction import load_latents
-from synthvis.datamodules.latent_layout import LatentLayout, as_layout
+from synthvis.core.latent_layout import LatentLayout, as_layout
+from synthvis.core.normalizer import StandardNormalizer
+from synthvis.datamodules.latent_files import load_latents
 from synthvis.datamodules.step_sampler import StepBatchSampler, training_position
 from synthvis.datamodules.transitions import collate_prebatched
-from synthvis.lightning_modules.components.normalizer import StandardNormalizer
 
 LARGE_DATASET_ROWS = 800_000  # SynthER: batch 1024 from this many rows on, 256 below
 

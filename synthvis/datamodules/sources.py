@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from synthvis.core.episode import DatasetError, Episode
 from synthvis.datamodules.formats import detect_format, write_episodes
-from synthvis.datamodules.formats.episode import DatasetError, Episode
 from synthvis.utils.files import atomic_write_json, content_key
 from synthvis.utils.versions import package_versions
 

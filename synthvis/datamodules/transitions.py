@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from synthvis.core.batches import ContinuousBatch, DiscreteBatch
 from synthvis.datamodules.frame_store import FrameStore
-
-
-class ContinuousBatch(NamedTuple):
-    """DMC transitions: stacked uint8 frames, action, n-step reward, gamma^n * discount, next stacked frames."""
-
-    obs: torch.Tensor  # (B, 3k, H, W) uint8
-    action: torch.Tensor  # (B, A) float32
-    reward: torch.Tensor  # (B,) float32
-    discount: torch.Tensor  # (B,) float32
-    next_obs: torch.Tensor  # (B, 3k, H, W) uint8
-
-
-class DiscreteBatch(NamedTuple):
-    """Procgen transitions; `next_obs` is zeros where `done` (gen_dgrl's convention)."""
-
-    obs: torch.Tensor  # (B, 3k, H, W) uint8
-    action: torch.Tensor  # (B,) int64
-    reward: torch.Tensor  # (B,) float32
-    next_obs: torch.Tensor  # (B, 3k, H, W) uint8
-    done: torch.Tensor  # (B,) float32
 
 
 def valid_rows(store: FrameStore, nstep: int, episodes: Sequence[int] | None = None) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from synthvis.datamodules.latent_layout import LatentLayout, as_layout
+from synthvis.core.latent_layout import LatentLayout, as_layout
 from synthvis.datamodules.step_sampler import training_position
 from synthvis.utils.seeding import derive_seed
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from synthvis.datamodules.formats.episode import NUM_DISCRETE_ACTIONS, Episode
+from synthvis.core.episode import NUM_DISCRETE_ACTIONS, Episode
 
 PROCGEN_GAMES: tuple[str, ...] = (
     "bigfish",

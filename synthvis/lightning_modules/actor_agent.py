@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 
-from synthvis.datamodules.transitions import ContinuousBatch
+from synthvis.core.batches import ContinuousBatch
+from synthvis.core.latent_layout import LatentLayout, dmc_layout
 from synthvis.lightning_modules.components.actor import Actor
 from synthvis.lightning_modules.components.drq_encoder import DrQEncoder
 from synthvis.lightning_modules.components.std_schedule import StdSchedule
@@ -20,10 +20,11 @@ class ActorAgent(OfflineAgent):
     """A continuous-action agent built from V-D4RL's Encoder and Actor, trained with manual optimization.
 
     One training_step is one V-D4RL update and advances `global_step` by exactly one, so `max_steps`,
-    checkpoint intervals and the sigma schedule all count updates (see `step_uncounted`).
+    checkpoint intervals and the sigma schedule all count updates (see manual_optimization.step_uncounted).
     """
 
     discrete = False
+    trunks: tuple[str, ...] = ("z_pi",)  # the latent features `latents` returns (DrQ+BC adds its critic's z_q)
 
     def __init__(self, obs_shape: Sequence[int], action_dim: int, latent_dim: int, hidden_dim: int,
                  std_schedule: str | float, augmentation: nn.Module | None) -> None:
@@ -44,14 +45,6 @@ class ActorAgent(OfflineAgent):
         obs = obs.float()
         return obs if self.augmentation is None else self.augmentation(obs)
 
-    def step_uncounted(self, optimizer: LightningOptimizer) -> None:
-        """Step `optimizer` through the strategy without advancing `global_step`.
-
-        Lightning counts every optimizer step into global_step under manual optimization (Lightning issue
-        #17958), which would make one update count 2-3 steps; all but one optimizer of an update step here.
-        """
-        self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None, model=self)
-
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         """tanh(policy) (deterministic, V-D4RL eval_mode) or an unclipped sample at the current sigma; (B, A)."""
@@ -62,6 +55,10 @@ class ActorAgent(OfflineAgent):
     def latents(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
         """{'z_pi': actor.trunk(encoder(obs))} (subclasses with a critic add 'z_q')."""
         return {"z_pi": self.actor.trunk(self.encoder(obs))}
+
+    def latent_layout(self, discount: float | None = None) -> LatentLayout:
+        """concat(z_pi[, z_q], a, r, z'_pi[, z'_q]) at the trunks' width (see `latents`)."""
+        return dmc_layout(self.hparams.latent_dim, self.hparams.action_dim, self.trunks, discount)
 
     def validation_step(self, batch: ContinuousBatch, batch_idx: int) -> None:
         """Held-out losses on un-augmented observations, averaged over the validation set and across ranks."""

@@ -8,9 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthvis.datamodules.transitions import ContinuousBatch
+from synthvis.core.batches import ContinuousBatch
 from synthvis.lightning_modules.actor_agent import ActorAgent
 from synthvis.lightning_modules.components.actor import Actor
+from synthvis.lightning_modules.manual_optimization import step_uncounted
+from synthvis.lightning_modules.offline_agent import Metrics, Optimize
 
 
 def bc_loss(actor: Actor, z_pi: torch.Tensor, action: torch.Tensor, std: float,
@@ -51,7 +53,7 @@ class BC(ActorAgent):
         actor_opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         actor_opt.step()  # the one counted step of this update
-        self.step_uncounted(encoder_opt)
+        step_uncounted(self, encoder_opt)
         metrics.update(actor_std=std)
         self.log_dict({f"train/{name}": value for name, value in metrics.items()})
 
@@ -63,3 +65,11 @@ class BC(ActorAgent):
     def heads(self) -> dict[str, nn.Module]:
         """The policy MLP."""
         return {"policy": self.actor.policy}
+
+    def head_update(self, fields: dict[str, torch.Tensor], optimize: Optimize, step: int,
+                    base_updates: int) -> Metrics:
+        """bc_loss on (z_pi, a), sigma continuing the base agent's schedule."""
+        std = self.std_schedule(base_updates + step)
+        loss, metrics = bc_loss(self.actor, fields["z_pi"], fields["action"], std, self.hparams.std_clip)
+        optimize(loss, 0)
+        return {**metrics, "actor_std": std}

@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthvis.datamodules.transitions import DiscreteBatch
+from synthvis.core.batches import DiscreteBatch
+from synthvis.core.latent_layout import LatentLayout, procgen_layout
 from synthvis.lightning_modules.components.procgen_q import ProcgenQNetwork
-from synthvis.lightning_modules.offline_agent import OfflineAgent
+from synthvis.lightning_modules.offline_agent import Metrics, OfflineAgent, Optimize
 
 
 def cql_loss(q_values: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
@@ -32,6 +33,12 @@ def cql_loss(q_values: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
     loss = td + conservative
     return loss, {"loss": loss.detach(), "td_loss": td.detach(), "cql_loss": conservative.detach(),
                   "q_mean": q_taken.detach().mean()}
+
+
+def target_copy_due(update: int, every: int) -> bool:
+    """Whether the target copies the online network after update `update` (0-based; gen_dgrl copies when
+    total_steps % target_update_every == 0, counted before the increment: after updates 1, N + 1, 2N + 1, ...)."""
+    return update % every == 0
 
 
 class DiscreteCQL(OfflineAgent):
@@ -85,7 +92,7 @@ class DiscreteCQL(OfflineAgent):
         after the checkpoint callbacks, so a checkpoint holds the target of the updates it counts.
         """
         super().optimizer_step(*args, **kwargs)
-        if self.global_step % self.hparams.target_update_every == 0:
+        if target_copy_due(self.global_step, self.hparams.target_update_every):
             self.q_target.load_state_dict(self.q.state_dict())
 
     def validation_step(self, batch: DiscreteBatch, batch_idx: int) -> None:
@@ -117,6 +124,25 @@ class DiscreteCQL(OfflineAgent):
         """{'z_q': ReLU(fc(ReLU(flatten(encoder(obs)))))}, the input of the Q head."""
         return {"z_q": self.q.trunk(self.q.encoder(obs))}
 
+    def latent_layout(self, discount: float | None = None) -> LatentLayout:
+        """concat(z_q, onehot(a), r, z'_q, done) at the trunk's width."""
+        return procgen_layout(self.hparams.latent_dim, self.hparams.action_dim, discount)
+
     def heads(self) -> dict[str, nn.Module]:
         """The Q head (gen_dgrl's actor_linear: latent_dim -> num_actions)."""
         return {"q": self.q.head}
+
+    def head_update(self, fields: dict[str, torch.Tensor], optimize: Optimize, step: int,
+                    base_updates: int) -> Metrics:
+        """cql_loss with Q = head(z_q): the online head picks a', a target head evaluates it, hard-copied on the
+        pixel schedule counted in fine-tuning updates; the agent's own one-step gamma and alpha."""
+        hp, f = self.hparams, fields
+        head, target = self.q.head, self.q_target.head
+        with torch.no_grad():
+            next_q_online, next_q_target = head(f["next_z_q"]), target(f["next_z_q"])
+        loss, metrics = cql_loss(head(f["z_q"]), f["action"], f["reward"], f["done"], next_q_online, next_q_target,
+                                 hp.gamma, hp.cql_alpha)
+        optimize(loss, 0)
+        if target_copy_due(step, hp.target_update_every):
+            target.load_state_dict(head.state_dict())
+        return metrics

@@ -9,10 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthvis.datamodules.transitions import ContinuousBatch
+from synthvis.core.batches import ContinuousBatch
 from synthvis.lightning_modules.actor_agent import ActorAgent
 from synthvis.lightning_modules.components.actor import Actor
 from synthvis.lightning_modules.components.critic import Critic
+from synthvis.lightning_modules.manual_optimization import step_uncounted
+from synthvis.lightning_modules.offline_agent import Metrics, Optimize
 
 
 def critic_loss(critic: Critic, critic_target: Critic, actor: Actor, z_q: torch.Tensor, action: torch.Tensor,
@@ -72,6 +74,8 @@ class DrQBC(ActorAgent):
     again to `load_from_checkpoint` if the loaded module is trained further.
     """
 
+    trunks = ("z_pi", "z_q")
+
     def __init__(
         self,
         obs_shape: Sequence[int],
@@ -106,7 +110,7 @@ class DrQBC(ActorAgent):
         critic_opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         critic_opt.step()  # the one counted step of this update
-        self.step_uncounted(encoder_opt)
+        step_uncounted(self, encoder_opt)
 
         # The actor never trains the encoder: it sees h.detach(). The critic trunk only feeds Q here, so it
         # runs without grad (V-D4RL computes and then discards those gradients).
@@ -117,7 +121,7 @@ class DrQBC(ActorAgent):
                                          std, hp.std_clip, hp.bc_weight, hp.use_bc)
         actor_opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        self.step_uncounted(actor_opt)
+        step_uncounted(self, actor_opt)
 
         soft_update_(self.critic, self.critic_target, hp.critic_target_tau)
         metrics.update(actor_metrics, actor_std=std, batch_reward=batch.reward.mean())
@@ -147,3 +151,29 @@ class DrQBC(ActorAgent):
     def heads(self) -> dict[str, nn.Module]:
         """The policy MLP and the two Q MLPs (encoder and trunks stay frozen in head fine-tuning)."""
         return {"policy": self.actor.policy, "q1": self.critic.Q1, "q2": self.critic.Q2}
+
+    def head_groups(self) -> tuple[tuple[str, ...], ...]:
+        """The critic heads (stepped first, the counted step), then the policy: one Adam each."""
+        return ("q1", "q2"), ("policy",)
+
+    def head_update(self, fields: dict[str, torch.Tensor], optimize: Optimize, step: int,
+                    base_updates: int) -> Metrics:
+        """critic_loss on (z_q, a, r, discount, z'_pi, z'_q), actor_loss on (z_pi, z_q, a), then the soft update
+        of the target critic's Q1 / Q2.
+
+        z'_q comes from the frozen online critic trunk (as when the latents were extracted), so only the target's
+        Q heads are used; its trunk, like every trunk, stays as it was. The discount is the layout's gamma^n (DMC
+        has no terminals); sigma continues the base agent's schedule.
+        """
+        if "discount" not in fields:
+            raise ValueError("DrQ+BC fine-tuning needs the bootstrap discount gamma^n in the layout (layout.discount)")
+        hp, std, f = self.hparams, self.std_schedule(base_updates + step), fields
+        loss, metrics = critic_loss(self.critic, self.critic_target, self.actor, f["z_q"], f["action"], f["reward"],
+                                    f["discount"], f["next_z_pi"], f["next_z_q"], std, hp.std_clip)
+        optimize(loss, 0)
+        loss, actor_metrics = actor_loss(self.actor, self.critic, f["z_pi"], f["z_q"], f["action"], std, hp.std_clip,
+                                         hp.bc_weight, hp.use_bc)
+        optimize(loss, 1)
+        for name in ("Q1", "Q2"):  # not the whole target critic: its trunk is frozen like the online one
+            soft_update_(getattr(self.critic, name), getattr(self.critic_target, name), hp.critic_target_tau)
+        return {**metrics, **actor_metrics, "actor_std": std}

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from synthvis.core.normalizer import StandardNormalizer
 from synthvis.lightning_modules.components.ema import EMA
-from synthvis.lightning_modules.components.normalizer import StandardNormalizer
 from synthvis.lightning_modules.diffusion.edm import edm_loss, precondition
 from synthvis.lightning_modules.diffusion.samplers import Sampler
 from synthvis.utils.seeding import derive_seed

@@ -9,7 +9,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from synthvis.datamodules.latent_extraction import load_latents
+from synthvis.datamodules.latent_files import load_latents
 from synthvis.stages.common import ExportWeights, build_trainer, load_weights, resume_checkpoint
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from synthvis.datamodules.latent_extraction import load_latents
+from synthvis.datamodules.latent_files import load_latents
 from synthvis.metrics.js_divergence import Binning, bin_edges, histogram_counts, js_from_counts
 
 # The current-state trunk features; next-state features repeat them one step later.

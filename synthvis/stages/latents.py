@@ -1,4 +1,5 @@
-"""The latents stage: every training transition through the frozen encoder and trunks (plus augmented views)."""
+"""The latents stage: every training transition through the frozen encoder and trunks (plus augmented views),
+packed by the agent's LatentLayout."""
 
 from __future__ import annotations
 
@@ -6,16 +7,94 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from tqdm.auto import tqdm
 
+from synthvis.core.batches import ContinuousBatch, DiscreteBatch
+from synthvis.core.latent_layout import LatentLayout
 from synthvis.datamodules.augmentations.composite import PixelAugmentation
-from synthvis.datamodules.latent_extraction import extract_latents, save_latents
+from synthvis.datamodules.latent_files import save_latents
 from synthvis.datamodules.pixel import PixelDataModule
+from synthvis.datamodules.transitions import TransitionDataset
+from synthvis.lightning_modules.offline_agent import OfflineAgent
 from synthvis.stages.common import load_weights
 
 log = logging.getLogger(__name__)
+
+
+def extract_latents(
+    agent: OfflineAgent,
+    dataset: TransitionDataset,
+    batch_size: int = 1024,
+    augmentation: PixelAugmentation | None = None,
+    views: int = 0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, LatentLayout]:
+    """Packed latent transitions of every item of `dataset`, in order, then `views` augmented copies of them all.
+
+    Rows [0, N) are the transitions as stored; rows [v N, (v + 1) N) are view v, where obs and next_obs of
+    each transition went through `augmentation` with one shared parameter draw (from a generator seeded with
+    `seed`). The agent runs in eval mode under no_grad, without its training random shift (`latents` never
+    applies it), on `device` (default: where the agent is), which it is moved to. Rewards are the dataset's
+    n-step rewards and next latents are taken at t + n; the layout's `discount` is gamma^n.
+    """
+    if views < 0 or (views > 0 and augmentation is None):
+        raise ValueError(f"augmented views need views >= 1 and an augmentation, got views={views}, "
+                         f"augmentation={augmentation}")
+    device = torch.device(device) if device is not None else agent.device
+    was_training = agent.training
+    agent.to(device).eval()
+    layout = agent.latent_layout(discount=dataset.gamma**dataset.nstep)
+    num = len(dataset)
+    out = np.empty(((1 + views) * num, layout.dim), dtype=np.float32)
+    generator = torch.Generator(device).manual_seed(seed) if views else None
+    with torch.no_grad(), tqdm(total=len(out), desc="latents", unit="transition", disable=not progress) as bar:
+        for start in range(0, num, batch_size):
+            batch = dataset.__getitems__(range(start, min(start + batch_size, num)))
+            batch = type(batch)(*(field.to(device) for field in batch))
+            if isinstance(batch, ContinuousBatch):
+                check_constant_discount(batch, layout.discount, start)
+            for view in range(1 + views):
+                obs, next_obs = augmented_view(batch, augmentation, generator) if view else (batch.obs, batch.next_obs)
+                row = view * num + start
+                out[row:row + len(obs)] = layout.pack(transition_fields(agent, batch, obs, next_obs)).cpu().numpy()
+                bar.update(len(obs))
+    agent.train(was_training)
+    return out, layout
+
+
+def check_constant_discount(batch: ContinuousBatch, discount: float, start: int) -> None:
+    """Refuse DMC data with terminals: the layout stores gamma^n once instead of a terminal field."""
+    if not torch.allclose(batch.discount, torch.full_like(batch.discount, discount)):
+        raise ValueError(f"transitions {start}..{start + len(batch.obs) - 1} have discounts other than "
+                         f"gamma^n = {discount:.6g}: continuous-action datasets must have no terminals")
+
+
+def augmented_view(batch: ContinuousBatch | DiscreteBatch, augmentation: PixelAugmentation,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """obs and next_obs augmented with one parameter draw per transition, shared by s and s'."""
+    obs, next_obs = augmentation.augment(batch.obs, batch.next_obs, generator)
+    if isinstance(batch, DiscreteBatch):
+        # A terminal's next obs stays all zeros (gen_dgrl), so its latent stays the one constant vector.
+        next_obs = next_obs * (1 - batch.done).to(next_obs.dtype)[:, None, None, None]
+    return obs, next_obs
+
+
+def transition_fields(agent: OfflineAgent, batch: ContinuousBatch | DiscreteBatch, obs: torch.Tensor,
+                      next_obs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The layout fields of one batch: latents of obs and next_obs (one encoder pass), action, reward[, done]."""
+    both = agent.latents(torch.cat([obs, next_obs]))
+    fields = {name: z[:len(obs)] for name, z in both.items()}
+    fields.update({f"next_{name}": z[len(obs):] for name, z in both.items()})
+    fields.update(action=batch.action, reward=batch.reward)
+    if isinstance(batch, DiscreteBatch):
+        fields["done"] = batch.done
+    return fields
 
 
 def stage_device(cfg: DictConfig) -> torch.device:

@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from synthvis.datamodules.latent_extraction import save_latents
+from synthvis.datamodules.latent_files import save_latents
 from synthvis.metrics.wasserstein import per_dimension_wasserstein
 from synthvis.stages.common import load_weights
 from synthvis.stages.latents import stage_device

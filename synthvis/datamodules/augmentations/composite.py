@@ -7,9 +7,9 @@ from typing import TypeVar
 
 import torch
 
+from synthvis.core.batches import ContinuousBatch, DiscreteBatch
 from synthvis.datamodules.augmentations.frame_op import FrameOp, randint, uniform
 from synthvis.datamodules.augmentations.generators import SeededGenerators
-from synthvis.datamodules.transitions import ContinuousBatch, DiscreteBatch
 
 Batch = TypeVar("Batch", ContinuousBatch, DiscreteBatch)
 

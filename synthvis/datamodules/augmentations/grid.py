@@ -8,7 +8,7 @@ from typing import TypeVar
 import torch
 import torch.nn.functional as F
 
-from synthvis.datamodules.transitions import ContinuousBatch, DiscreteBatch
+from synthvis.core.batches import ContinuousBatch, DiscreteBatch
 
 Batch = TypeVar("Batch", ContinuousBatch, DiscreteBatch)
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from synthvis.core.episode import DatasetError, Episode
 from synthvis.datamodules.formats import gen_dgrl, vd4rl_hdf5, vd4rl_npz
-from synthvis.datamodules.formats.episode import DatasetError, Episode
 
 __all__ = ["FORMATS", "DatasetError", "Episode", "detect_format", "iter_episodes", "write_episodes"]
 

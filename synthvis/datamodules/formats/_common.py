@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthvis.datamodules.formats.episode import NUM_DISCRETE_ACTIONS, DatasetError, Episode
+from synthvis.core.episode import NUM_DISCRETE_ACTIONS, DatasetError, Episode
 
 # What numpy, zipfile, zlib and pickle raise on a truncated or corrupt file.
 UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, pickle.UnpicklingError)

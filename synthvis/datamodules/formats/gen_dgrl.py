@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synthvis.core.episode import DatasetError, Episode
 from synthvis.datamodules.formats._common import (
     FIX_INCONSISTENT,
     as_discrete_actions,
@@ -32,7 +33,6 @@ from synthvis.datamodules.formats._common import (
     parse_name,
     writable_rows,
 )
-from synthvis.datamodules.formats.episode import DatasetError, Episode
 
 KEYS = ("observations", "actions", "rewards", "dones")
 LAYOUT = "{timestamp}_{index}_{length}_{level_seed}_{return:.2f}.npz"

@@ -15,6 +15,7 @@ from typing import Literal
 import h5py
 import numpy as np
 
+from synthvis.core.episode import DatasetError, Episode
 from synthvis.datamodules.formats._common import (
     FIX_CORRUPT,
     FIX_INCONSISTENT,
@@ -28,7 +29,6 @@ from synthvis.datamodules.formats._common import (
     next_index,
     writable_rows,
 )
-from synthvis.datamodules.formats.episode import DatasetError, Episode
 
 FIRST, MID, LAST = 0, 1, 2
 ROW_KEYS = ("observation", "action", "reward", "discount")

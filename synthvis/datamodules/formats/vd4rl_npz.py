@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from synthvis.core.episode import DatasetError, Episode
 from synthvis.datamodules.formats._common import (
     FIX_INCONSISTENT,
     as_continuous_actions,
@@ -31,7 +32,6 @@ from synthvis.datamodules.formats._common import (
     parse_name,
     writable_rows,
 )
-from synthvis.datamodules.formats.episode import DatasetError, Episode
 
 KEYS = ("image", "action", "reward", "discount", "is_first", "is_last")
 LAYOUT = "{YYYYmmddTHHMMSS}-{hex id}-{length}.npz"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 # Procgen's fixed action set: 9 joystick directions (incl. no-op) and 6 buttons, the same for every game. Defined
-# here rather than in synthvis.envs.procgen, which imports this module, so the readers can check actions too.
+# here, below both synthvis.envs.procgen and the dataset readers, so the readers can check actions too.
 NUM_DISCRETE_ACTIONS = 15
 
 

@@ -14,8 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synthvis.lightning_modules.offline_agent import OfflineAgent
-
 Array = TypeVar("Array", torch.Tensor, np.ndarray)
 
 # What a field holds, and so how a generated value is decoded:
@@ -186,15 +184,3 @@ def procgen_layout(latent_dim: int, num_actions: int = 15, discount: float | Non
     return LatentLayout((Field("z_q", latent_dim, "relu"), Field("action", num_actions, "onehot"),
                          Field("reward", 1, "scalar"), Field("next_z_q", latent_dim, "relu"),
                          Field("done", 1, "terminal")), discount)
-
-
-@torch.no_grad()
-def layout_for_agent(agent: OfflineAgent, discount: float | None = None) -> LatentLayout:
-    """The layout of `agent`'s latents: which trunks it has (from one `latents` call) and whether it is discrete."""
-    probe = torch.zeros(1, *agent.hparams.obs_shape, device=agent.device)
-    latents = agent.latents(probe)
-    names = [name for name in ("z_pi", "z_q") if name in latents]
-    latent_dim = latents[names[0]].shape[-1]
-    if agent.discrete:
-        return procgen_layout(latent_dim, agent.hparams.action_dim, discount)
-    return dmc_layout(latent_dim, agent.hparams.action_dim, names, discount)
