@@ -9,7 +9,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from synthvis.report import build_report
+from synthvis.evaluation.report import build_report
 
 log = logging.getLogger(__name__)
 

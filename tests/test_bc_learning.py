@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from synthvis.callbacks.evaluation import ZeroShotEvaluator
 from synthvis.datamodules.augmentations import RandomShift
 from synthvis.datamodules.generated_dmc import GeneratedDMCDataset
 from synthvis.datamodules.pixel import PixelDataModule
 from synthvis.envs.dmc import DMCPixelEnv
+from synthvis.evaluation.evaluator import ZeroShotEvaluator
 from synthvis.lightning_modules.bc import BC
 from synthvis.lightning_modules.offline_agent import OfflineAgent
 

@@ -10,17 +10,17 @@ import pytest
 import torch
 from torch import nn
 
-from synthvis.callbacks.evaluation import (
+from synthvis.core.latent_layout import dmc_layout
+from synthvis.envs.dmc import DMCPixelEnv
+from synthvis.envs.procgen import ProcgenPixelEnv
+from synthvis.evaluation.evaluator import (
     ZeroShotEvaluator,
     dmc_test_envs,
     procgen_test_envs,
     summarize,
     write_eval_json,
 )
-from synthvis.callbacks.video import encode_gif
-from synthvis.core.latent_layout import dmc_layout
-from synthvis.envs.dmc import DMCPixelEnv
-from synthvis.envs.procgen import ProcgenPixelEnv
+from synthvis.evaluation.video import encode_gif
 from synthvis.lightning_modules.offline_agent import OfflineAgent
 
 TINY_DMC = functools.partial(DMCPixelEnv, domain="point_mass", task="easy", image_size=16, action_repeat=8)

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from synthvis.stages import diffusion
-from synthvis.stages.common import load_weights, save_weights
 from synthvis.utils.finite import NonFiniteError
+from synthvis.utils.weights import load_weights, save_weights
 from tests.test_checkpoints import latent_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")

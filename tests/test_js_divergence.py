@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from synthvis.evaluation import latent_divergence as latent_divergence_stage
+from synthvis.evaluation.latent_divergence import js_table
 from synthvis.metrics.generalization import gap_closed, normalized_score
 from synthvis.metrics.js_divergence import (
     JensenShannonDivergence,
@@ -17,8 +19,6 @@ from synthvis.metrics.js_divergence import (
     js_from_counts,
     per_dimension_js,
 )
-from synthvis.stages import latent_divergence as latent_divergence_stage
-from synthvis.stages.latent_divergence import js_table
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_latent_dim_sweep_runs_one_complete_job_per_value(tmp_path):
     # The multirun ended with one report of both jobs in the sweep dir (synthvis.sweep_report.SweepReport).
     assert "| aug_upsampled | 32 |" in (sweep / "report.md").read_text()
     assert "sweep report: " in result.stderr + result.stdout
-    report = subprocess.run([sys.executable, "-m", "synthvis.report", str(sweep)], capture_output=True, text=True,
+    report = subprocess.run([sys.executable, "-m", "synthvis.evaluation.report", str(sweep)], capture_output=True, text=True,
                             check=False, cwd=REPO)
     assert report.returncode == 0, report.stderr[-2000:]
     assert "| aug_upsampled | 32 |" in report.stdout and "| aug_upsampled | 64 |" in report.stdout

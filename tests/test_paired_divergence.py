@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from synthvis.callbacks.evaluation import ZeroShotEvaluator, dmc_test_envs, procgen_test_envs
-from synthvis.callbacks.paired_states import PairedObservations, sampled_steps
 from synthvis.config_validation import ConfigError, validate_config
 from synthvis.envs.distractions import DISTRACTION_KINDS, make_distractions
 from synthvis.envs.dmc import DMCPixelEnv
@@ -24,7 +22,9 @@ from synthvis.envs.paired_render import (
     replay_level,
 )
 from synthvis.envs.procgen import ProcgenPixelEnv
-from synthvis.stages.paired_divergence import mean_pairwise_distance, paired_divergence
+from synthvis.evaluation.evaluator import ZeroShotEvaluator, dmc_test_envs, procgen_test_envs
+from synthvis.evaluation.paired_divergence import mean_pairwise_distance, paired_divergence
+from synthvis.evaluation.paired_states import PairedObservations, sampled_steps
 from tests.helpers import compose_config
 from tests.test_agent_stage import run_train, scalar_tags
 from tests.test_evaluation import TINY_DMC, PixelMeanAgent

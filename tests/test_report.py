@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synthvis.report import build_report, collect_runs, main, protocol_label
+from synthvis.evaluation.report import build_report, collect_runs, main, protocol_label
 
 VARIANTS = ("baseline", "augmented", "upsampled", "aug_upsampled")
 TRAIN = {"baseline": 800.0, "augmented": 780.0, "upsampled": 790.0, "aug_upsampled": 770.0}
@@ -24,7 +24,7 @@ DISTRACTION = {"kinds": ["color", "camera", "background"], "background_source": 
 @pytest.fixture(autouse=True)
 def few_resamples(monkeypatch):
     """200 bootstrap resamples per interval: enough for these exact, fabricated results, and fast."""
-    monkeypatch.setattr("synthvis.report.REPS", 200)
+    monkeypatch.setattr("synthvis.evaluation.report.REPS", 200)
 
 
 def run_returns(variant: str, seed: int, latent_dim: int) -> dict[str, float]:
@@ -229,7 +229,7 @@ def test_a_single_seed_gets_no_seed_interval_section(tmp_path):
 
 
 def test_js_binning_is_said_once():
-    from synthvis.report import js_binning
+    from synthvis.evaluation.report import js_binning
     same = [{"bins": 100, "value_range": [-1.0, 1.0]}] * 3
     assert js_binning(same) == "100 bins over [-1, 1]"
     varied = [{"bins": 100, "value_range": [-1.0, 0.999]}, {"bins": 100, "value_range": [-0.996, 1.0]}]

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from synthvis.evaluation.report import EPISODE_CAVEAT, PAIRED, ROLLOUT, build_report, column_intervals
 from synthvis.metrics.generalization import gap_closed
-from synthvis.report import EPISODE_CAVEAT, PAIRED, ROLLOUT, build_report, column_intervals
 
 # few_resamples is test_report's autouse fixture: imported, it applies here too.
 from tests.test_report import few_resamples, make_multirun, table_row, write_run  # noqa: F401

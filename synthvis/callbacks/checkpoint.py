@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -13,7 +14,14 @@ log = logging.getLogger(__name__)
 
 
 class StageCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint that logs, when training starts, the size of one checkpoint and how many it keeps."""
+    """ModelCheckpoint into <stage dir>/checkpoints (the Trainer's default_root_dir) unless `dirpath` is given,
+    announcing when training starts the size of one checkpoint and how many it keeps."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Checkpoints beside the stage's weights, where resuming looks for them (not under the logger's folder)."""
+        if self.dirpath is None:
+            self.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+        super().setup(trainer, pl_module, stage)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Announce the checkpoints' disk use (rank 0)."""

@@ -3,7 +3,7 @@
 The estimator (the paper gives no procedure):
 
 1. Per latent dimension d, histogram both sets on the same bins, with edges e_0 <= e_1 <= ... <= e_bins taken
-   from the pooled rows of the sets being compared (here both sets; in `synthvis.stages.latent_divergence`
+   from the pooled rows of the sets being compared (here both sets; in `synthvis.evaluation.latent_divergence`
    every training set and test env, so all cells of its table share one binning per dimension). `binning`:
    - "quantile" (the default): e_k is the pooled k/bins quantile of dimension d (the nearest-rank order
      statistic), so every bin holds about 1/bins of the pooled rows, whatever the scale or the tail of d

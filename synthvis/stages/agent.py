@@ -10,10 +10,12 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from synthvis.callbacks.export import ExportWeights
 from synthvis.datamodules.augmentations import augmentation_grid
 from synthvis.datamodules.pixel import PixelDataModule
 from synthvis.stages.agent_cache import cached_agent, publish_agent, restore_agent
-from synthvis.stages.common import ExportWeights, build_trainer, load_weights, resume_checkpoint
+from synthvis.stages.common import build_trainer, resume_checkpoint
+from synthvis.utils.weights import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +53,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         kind = "discrete (Procgen)" if datamodule.discrete else "continuous (dm_control)"
         raise ValueError(f"agent {agent_cfg._target_} cannot train on {kind} actions: use agent="
                          f"{'cql' if datamodule.discrete else 'drqbc'}")
-    evaluation = instantiate(cfg.callbacks.evaluation, output=str(stage_dir / "eval.json"))
     weights = stage_dir / "agent.pt"
-    trainer = build_trainer(cfg, "agent", stage_dir, [evaluation, ExportWeights(weights, agent_cfg)], "agent.lr",
+    trainer = build_trainer(cfg, "agent", stage_dir, [ExportWeights(weights, agent_cfg)], "agent.lr",
                             max_steps=cfg.steps.agent)
     log.info("training %s for %d updates at batch %d on %s", agent_cfg._target_.rsplit(".", 1)[-1],
              cfg.steps.agent, datamodule.batch_size, trainer.strategy.root_device)

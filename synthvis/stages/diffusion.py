@@ -9,7 +9,9 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from synthvis.stages.common import ExportWeights, build_trainer, load_weights, resume_checkpoint
+from synthvis.callbacks.export import ExportWeights
+from synthvis.stages.common import build_trainer, resume_checkpoint
+from synthvis.utils.weights import load_weights
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from synthvis.callbacks.evaluation import TRAIN_ENV, ZeroShotEvaluator, summarize, write_eval_json
-from synthvis.stages.common import load_weights, stage_result
-from synthvis.stages.latent_divergence import heatmap_figure, latent_divergence
-from synthvis.stages.latents import stage_device
-from synthvis.stages.paired_divergence import paired_divergence
+from synthvis.evaluation.evaluator import TRAIN_ENV, ZeroShotEvaluator, summarize, write_eval_json
+from synthvis.evaluation.latent_divergence import heatmap_figure, latent_divergence
+from synthvis.evaluation.paired_divergence import paired_divergence
+from synthvis.stages.common import stage_device, stage_result
 from synthvis.utils.files import atomic_write_json
+from synthvis.utils.weights import load_weights
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,10 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from synthvis.callbacks.export import FullAgentExport
 from synthvis.datamodules.latent_files import load_latents
-from synthvis.stages.common import ExportWeights, build_trainer, load_weights, resume_checkpoint
+from synthvis.stages.common import build_trainer, resume_checkpoint
+from synthvis.utils.weights import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     datamodule = instantiate(cfg.finetune.datamodule, real=real if cfg.finetune.synthetic_ratio < 1 else None,
                              synthetic=synthetic, layout=layout)
     weights = stage_dir / "agent.pt"
-    evaluation = instantiate(cfg.callbacks.evaluation, output=None)
-    trainer = build_trainer(cfg, "finetune", stage_dir, [evaluation, FullAgentExport(weights, extras["config"])],
+    trainer = build_trainer(cfg, "finetune", stage_dir, [FullAgentExport(weights, extras["config"])],
                             "finetune.module.lr",
                             max_steps=cfg.steps.finetune)
     log.info("fine-tuning %s heads for %d updates on %d real + %d synthetic latents (synthetic ratio %.2f)",
@@ -41,11 +42,3 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(stage_dir))
     return {"updates": load_weights(weights)[1]["updates"], "weights": str(weights),
             "metrics": {name: float(value) for name, value in trainer.callback_metrics.items()}}
-
-
-class FullAgentExport(ExportWeights):
-    """Saves the complete agent (frozen encoder and trunks + fine-tuned heads), loadable like a base agent."""
-
-    def on_fit_end(self, trainer, pl_module) -> None:
-        """Export `full_agent()` on rank 0."""
-        super().on_fit_end(trainer, pl_module.full_agent())

@@ -20,7 +20,8 @@ from synthvis.datamodules.latent_files import save_latents
 from synthvis.datamodules.pixel import PixelDataModule
 from synthvis.datamodules.transitions import TransitionDataset
 from synthvis.lightning_modules.offline_agent import OfflineAgent
-from synthvis.stages.common import load_weights
+from synthvis.stages.common import stage_device
+from synthvis.utils.weights import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +96,6 @@ def transition_fields(agent: OfflineAgent, batch: ContinuousBatch | DiscreteBatc
     if isinstance(batch, DiscreteBatch):
         fields["done"] = batch.done
     return fields
-
-
-def stage_device(cfg: DictConfig) -> torch.device:
-    """The GPU when the trainer asks for one and it exists, else the CPU."""
-    wants_gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto")
-    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
 def view_augmentation(cfg: DictConfig) -> PixelAugmentation | None:

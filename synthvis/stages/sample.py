@@ -13,8 +13,8 @@ from omegaconf import DictConfig
 
 from synthvis.datamodules.latent_files import save_latents
 from synthvis.metrics.wasserstein import per_dimension_wasserstein
-from synthvis.stages.common import load_weights
-from synthvis.stages.latents import stage_device
+from synthvis.stages.common import stage_device
+from synthvis.utils.weights import load_weights
 
 log = logging.getLogger(__name__)
 

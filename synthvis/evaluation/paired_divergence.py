@@ -2,7 +2,7 @@
 
 The rollout measure (latent_divergence.py) compares training latents with latents of each test env's own rollouts,
 so it mixes the visual shift with the shift in states the policy visits there. Here the states are held fixed: the
-same training-env states observed clean and under each test env's shift (callbacks/paired_states.py), through the
+same training-env states observed clean and under each test env's shift (evaluation/paired_states.py), through the
 same frozen encoder and trunks. Per test env: the JS divergence between the clean and the shifted latents, and the
 mean L2 distance between the two latents of each state, read against the mean L2 distance between the latents of
 two different clean states.
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthvis.callbacks.paired_states import PairedObservations
+from synthvis.evaluation.latent_divergence import encode_observations
+from synthvis.evaluation.paired_states import PairedObservations
 from synthvis.metrics.js_divergence import Binning, js_divergence
-from synthvis.stages.latent_divergence import encode_observations
 
 
 def mean_pairwise_distance(latents: np.ndarray, chunk: int = 1024) -> float:

@@ -1,4 +1,4 @@
-"""Finished runs -> results.csv, report.md and PNG plots: `python -m synthvis.report PATH [--out DIR]`.
+"""Finished runs -> results.csv, report.md and PNG plots: `python -m synthvis.evaluation.report PATH [--out DIR]`.
 
 A run directory is a folder holding both `config.yaml` (the resolved Hydra config, written first by the
 pipeline) and `eval.json` (written by the eval stage). `<run_dir>/agent/eval.json`, the agent stage's periodic
@@ -908,7 +908,7 @@ def build_report(path: str | Path, out_dir: str | Path | None = None, reps: int 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: build the report and print the markdown."""
-    parser = argparse.ArgumentParser(prog="python -m synthvis.report", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m synthvis.evaluation.report", description=__doc__.split("\n")[0])
     parser.add_argument("path", help="a run directory, a multirun directory, or a folder of run directories")
     parser.add_argument("--out", default=None, help="where to write the report (default: PATH)")
     parser.add_argument("--reps", type=int, default=REPS, help=f"bootstrap resamples per interval (default {REPS})")

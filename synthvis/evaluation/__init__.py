@@ -1,0 +1,1 @@
+"""Zero-shot evaluation: the evaluator and its rollouts, paired renders, and the latent divergences."""
