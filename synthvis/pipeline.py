@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from synthvis.config_validation import validate_config
 from synthvis.stages import STAGES
 from synthvis.stages.common import stage_marker, stage_result
+from synthvis.stages.context import RunContext
 from synthvis.utils.files import atomic_write_json, atomic_write_text
 from synthvis.utils.seeding import seed_stage
 from synthvis.utils.threads import set_job_threads
@@ -90,6 +91,7 @@ def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, An
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     atomic_write_json(run_dir / "versions.json", {**package_versions(), "seed": cfg.seed, "threads": threads})
+    context = RunContext(cfg, run_dir)  # what each stage hands on to the next, in memory
     results: dict[str, Any] = {}
     for stage in cfg.stages:
         finished = stage_result(run_dir, stage)
@@ -100,7 +102,7 @@ def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, An
         log.info("[%s] starting -> %s", stage, run_dir / stage)
         started = time.time()
         seed_stage(cfg.seed, stage)  # a stage's randomness never depends on which stages ran before it here
-        result = STAGES[stage](cfg, run_dir)
+        result = STAGES[stage](context)
         seconds = time.time() - started
         marker = {"stage": stage, "seconds": round(seconds, 2), "result": result}
         atomic_write_json(stage_marker(run_dir, stage), marker)

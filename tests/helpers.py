@@ -35,8 +35,8 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # Every stage of the method at a tiny size (seconds per stage on a CPU): 32 px, 3 episodes, a few updates.
 TINY_PIPELINE = ["image_size=32", "env.action_repeat=8", "data.source.num_episodes=3", "data.batch_size=16",
                  "agent.hidden_dim=64", "eval.num_episodes=2", "eval.test_envs.modes=[hard]",
-                 "eval.test_envs.kinds=[color]", "steps.agent=10", "steps.diffusion=20", "steps.finetune=10",
-                 "diffusion.denoiser.width=64", "upsample.num_samples=300", "sampler=heun", "sampler.num_steps=8",
+                 "eval.test_envs.kinds=[color]", "agent_steps=10", "diffusion.steps=20", "finetune.steps=10",
+                 "diffusion.model.denoiser.width=64", "sample.num_samples=300", "sample=heun", "sample.sampler.num_steps=8",
                  "callbacks.evaluation.every_n_updates=0", "finetune.datamodule.batch_size=32",
                  "trainer.log_every_n_steps=5"]
 

@@ -27,10 +27,10 @@ def test_variants_that_train_the_same_agent_share_a_key_and_the_others_do_not(tm
     assert baseline == upsampled and augmented == method
     assert baseline != augmented  # augment.p = 0 against the paper's augmentations
     assert cache_dir(tmp_path, "variant=baseline", "seed=1") != baseline
-    assert cache_dir(tmp_path, "variant=baseline", "steps.agent=7") != baseline
+    assert cache_dir(tmp_path, "variant=baseline", "agent_steps=7") != baseline
     assert cache_dir(tmp_path, "variant=baseline", "data.source.num_episodes=7") != baseline
     # Settings of later stages do not shape the agent.
-    assert cache_dir(tmp_path, "variant=baseline", "steps.diffusion=7", "upsample.num_samples=9") == baseline
+    assert cache_dir(tmp_path, "variant=baseline", "diffusion.steps=7", "sample.num_samples=9") == baseline
 
 
 def test_edited_synthvis_source_changes_the_key(tmp_path, monkeypatch):

@@ -35,7 +35,7 @@ def scalar_tags(event_dir: Path) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize(("agent", "loss"), [("drqbc", "train/critic_loss"), ("bc", "train/bc_loss")])
 def test_data_agent_eval_pipeline_writes_every_artifact(tmp_path, agent, loss):
-    result = run_train(tmp_path, "stages=[data,agent,eval]", "steps.agent=20", f"agent={agent}", "eval.video=true")
+    result = run_train(tmp_path, "stages=[data,agent,eval]", "agent_steps=20", f"agent={agent}", "eval.video=true")
     assert result.returncode == 0, result.stderr[-4000:]
     run = tmp_path / "run"
     assert (run / "agent" / "checkpoints" / "last.ckpt").exists()
@@ -57,7 +57,7 @@ def test_a_killed_run_resumes_without_redoing_finished_stages(tmp_path):
     import time
 
     command = [sys.executable, str(REPO / "train.py"), *TINY, *TINY_DMC, f"paths.root_dir={tmp_path}",
-               f"hydra.run.dir={tmp_path / 'run'}", "stages=[data,agent]", "steps.agent=60"]
+               f"hydra.run.dir={tmp_path / 'run'}", "stages=[data,agent]", "agent_steps=60"]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     checkpoint = tmp_path / "run" / "agent" / "checkpoints" / "last.ckpt"
@@ -82,7 +82,7 @@ def test_a_killed_run_resumes_without_redoing_finished_stages(tmp_path):
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu(tmp_path):
     # DrQ+BC: two backward passes per update, the case DDP's find_unused_parameters is set for.
-    result = run_train(tmp_path, "stages=[data,agent]", "steps.agent=6", "trainer=ddp_cpu", "agent=drqbc",
+    result = run_train(tmp_path, "stages=[data,agent]", "agent_steps=6", "trainer=ddp_cpu", "agent=drqbc",
                        "callbacks.evaluation.every_n_updates=0")
     output = result.stderr + result.stdout
     assert result.returncode == 0, output[-4000:]
@@ -93,8 +93,8 @@ def test_two_process_ddp_on_cpu(tmp_path):
 
 @pytest.mark.slow
 def test_discrete_cql_on_procgen_through_train_py(tmp_path):
-    result = run_train(tmp_path, "stages=[data,agent,eval]", "steps.agent=5", "env=procgen", "env.game=bigfish",
-                       "data=generated_procgen", "data.source.num_transitions=600", "agent=cql", "eval=procgen",
+    result = run_train(tmp_path, "stages=[data,agent,eval]", "agent_steps=5", "suite=procgen", "env.game=bigfish",
+                       "data.source.num_transitions=600",
                        "eval.test_envs.variants=[no_backgrounds]", "agent.latent_dim=32", "agent.channels=[4,8,8]",
                        dmc=False)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -102,16 +102,16 @@ def test_discrete_cql_on_procgen_through_train_py(tmp_path):
     assert set(evaluation["envs"]) == {"train", "test_levels", "test_levels_no_backgrounds"}
 
 
-UPSAMPLING = ["stages=[data,agent,latents,diffusion,sample,finetune,eval]", "steps.agent=10", "steps.diffusion=20",
-              "steps.finetune=10", "diffusion.denoiser.width=64", "upsample.num_samples=300", "sampler=heun",
-              "sampler.num_steps=8", "finetune.datamodule.batch_size=32"]
+UPSAMPLING = ["stages=[data,agent,latents,diffusion,sample,finetune,eval]", "agent_steps=10", "diffusion.steps=20",
+              "finetune.steps=10", "diffusion.model.denoiser.width=64", "sample.num_samples=300", "sample=heun",
+              "sample.sampler.num_steps=8", "finetune.datamodule.batch_size=32"]
 
 
 @pytest.mark.slow
 def test_upsampling_pipeline_writes_every_artifact_and_keeps_the_encoder_frozen(tmp_path):
     import torch
 
-    result = run_train(tmp_path, *UPSAMPLING, "agent=drqbc", "upsample.latent.augmented_views=1")
+    result = run_train(tmp_path, *UPSAMPLING, "agent=drqbc", "latents.augmented_views=1")
     assert result.returncode == 0, result.stderr[-4000:]
     run = tmp_path / "run"
     layout = json.loads((run / "latents" / "layout.json").read_text())
@@ -139,8 +139,8 @@ def test_upsampling_pipeline_writes_every_artifact_and_keeps_the_encoder_frozen(
 def test_upsampling_pipeline_on_procgen_decodes_valid_transitions(tmp_path):
     import numpy as np
 
-    result = run_train(tmp_path, *UPSAMPLING, "env=procgen", "env.game=bigfish", "data=generated_procgen",
-                       "data.source.num_transitions=600", "agent=cql", "eval=procgen", "eval.test_envs.variants=[]",
+    result = run_train(tmp_path, *UPSAMPLING, "suite=procgen", "env.game=bigfish",
+                       "data.source.num_transitions=600", "eval.test_envs.variants=[]",
                        "agent.latent_dim=32", "agent.channels=[4,8,8]", dmc=False)
     assert result.returncode == 0, result.stderr[-4000:]
     run = tmp_path / "run"

@@ -18,6 +18,7 @@ from omegaconf import open_dict
 from synthvis.core.latent_layout import dmc_layout
 from synthvis.datamodules.latent_files import save_latents
 from synthvis.stages import diffusion
+from synthvis.stages.context import RunContext
 from synthvis.utils.checkpoints import AtomicCheckpointIO, resumable_checkpoint
 from synthvis.utils.files import atomic_write_text
 from synthvis.utils.seeding import seed_stage
@@ -74,7 +75,7 @@ def test_a_checkpoint_that_does_not_load_is_set_aside_for_the_previous_good_one(
 
 def latent_run(tmp_path: Path, name: str, *overrides: str):
     """A run directory holding real-format latents, and a config for a tiny diffusion stage on them."""
-    cfg = compose_config(["diffusion.denoiser.width=32", "steps.diffusion=10", "upsample.datamodule.batch_size=16",
+    cfg = compose_config(["diffusion.model.denoiser.width=32", "diffusion.steps=10", "diffusion.datamodule.batch_size=16",
                           "callbacks.model_checkpoint.every_n_train_steps=4", "trainer.val_check_interval=3",
                           "trainer.log_every_n_steps=1", *overrides], tmp_path / name)
     run_dir = tmp_path / name / "run"
@@ -87,7 +88,7 @@ def latent_run(tmp_path: Path, name: str, *overrides: str):
 def run_diffusion(cfg, run_dir: Path) -> dict:
     """The diffusion stage as the pipeline runs it: seeded for the stage first."""
     seed_stage(cfg.seed, "diffusion")
-    return diffusion.run(cfg, run_dir)
+    return diffusion.run(RunContext(cfg, run_dir))
 
 
 class Interrupt(RuntimeError):
@@ -131,7 +132,7 @@ def test_an_interrupted_stage_resumes_to_the_same_weights_and_keeps_only_last_ck
 
 def test_kept_checkpoints_are_named_by_update(tmp_path):
     cfg, run_dir = latent_run(tmp_path, "run", "callbacks.model_checkpoint.save_top_k=-1")
-    diffusion.run(cfg, run_dir)
+    diffusion.run(RunContext(cfg, run_dir))
     names = sorted(p.name for p in (run_dir / "diffusion" / "checkpoints").iterdir())
     assert names == ["last.ckpt", "step_00000004.ckpt", "step_00000008.ckpt"]
 
@@ -147,4 +148,4 @@ def test_the_saved_config_rebuilds_the_diffusion_model(tmp_path):
         cfg.paths.output_dir = str(run_dir)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))  # as the pipeline saves it
     saved = run_config(cfg, run_dir, [f"run_dir={run_dir}"])
-    assert diffusion.run(saved, run_dir)["d_in"] == dmc_layout(4, 2).dim
+    assert diffusion.run(RunContext(saved, run_dir))["d_in"] == dmc_layout(4, 2).dim

@@ -20,7 +20,7 @@ from synthvis.stages import STAGES
 from tests.helpers import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
-PROCGEN = ["env=procgen", "data=generated_procgen", "agent=cql", "eval=procgen"]
+PROCGEN = ["suite=procgen"]
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +54,16 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("latent_dim", 0), ("latent_dim", -5), ("latent_dim", "abc"), ("latent_dim", True),
     ("image_size", 7), ("image_size", min_image_size() - 1), ("action_repeat", 0),
     ("env.image_size", 7), ("env.action_repeat", 0), ("env.frame_stack", 0),
-    ("steps.agent", -1), ("steps.diffusion", 0), ("steps.finetune", "many"),
-    ("upsample.num_samples", 0), ("upsample.sample_batch_size", 0), ("upsample.latent.augmented_views", -1),
-    ("upsample.latent.batch_size", 0),
+    ("agent_steps", -1), ("diffusion.steps", 0), ("finetune.steps", "many"),
+    ("sample.num_samples", 0), ("sample.batch_size", 0), ("latents.augmented_views", -1),
+    ("latents.batch_size", 0),
     ("data.batch_size", 0), ("data.batch_size", 2.0), ("data.nstep", 0), ("data.frame_stack", 0),
     ("data.val_fraction", 1.0), ("data.val_fraction", -0.1), ("data.fdd_fraction", 1), ("data.gamma", 1.5),
     ("agent.lr", 0), ("agent.lr", -1e-3), ("agent.lr", math.nan), ("agent.lr", math.inf), ("agent.lr", "fast"),
-    ("diffusion.lr", 0.0), ("finetune.module.lr", -3e-4),
+    ("diffusion.model.lr", 0.0), ("finetune.module.lr", -3e-4),
     ("finetune.synthetic_ratio", 1.5), ("finetune.synthetic_ratio", -0.1), ("finetune.datamodule.batch_size", 0),
-    ("eval.num_episodes", 0), ("sampler.num_steps", 0),
-    ("diffusion.denoiser.width", 0), ("diffusion.denoiser.depth", 0),
+    ("eval.num_episodes", 0), ("sample.sampler.num_steps", 0),
+    ("diffusion.model.denoiser.width", 0), ("diffusion.model.denoiser.depth", 0),
     ("augment.p", 1.5), ("augment.p", -0.5),
     ("trainer.log_every_n_steps", 0), ("callbacks.model_checkpoint.every_n_train_steps", 0),
 ]
@@ -78,8 +78,8 @@ def test_a_bad_value_is_reported_with_its_key_range_and_fix(dmc_config: DictConf
 
 
 def test_the_message_states_the_valid_range_and_an_example(dmc_config: DictConfig) -> None:
-    assert problems_of(with_values(dmc_config, steps__agent=-1)) == [
-        "steps.agent=-1: an int >= 1 (e.g. steps.agent=1000)"]
+    assert problems_of(with_values(dmc_config, agent_steps=-1)) == [
+        "agent_steps=-1: an int >= 1 (e.g. agent_steps=1000)"]
     assert problems_of(with_values(dmc_config, data__val_fraction=1.0)) == [
         "data.val_fraction=1.0: a number in [0, 1) (e.g. data.val_fraction=0.1)"]
     assert problems_of(with_values(dmc_config, agent__lr=0)) == [
@@ -98,8 +98,8 @@ def test_the_minimum_image_size_follows_the_encoder_geometry(dmc_config: DictCon
 GOOD_VALUES: list[tuple[str, Any]] = [
     ("seed", 0), ("seed", 2**32 - 1), ("data.val_fraction", 0.0), ("data.fdd_fraction", 0.05),
     ("finetune.synthetic_ratio", 0), ("finetune.synthetic_ratio", 1.0), ("augment.p", 0), ("augment.p", 1),
-    ("upsample.latent.augmented_views", 0), ("agent.lr", 1), ("callbacks.model_checkpoint.every_n_train_steps", None),
-    ("upsample.datamodule.batch_size", None),
+    ("latents.augmented_views", 0), ("agent.lr", 1), ("callbacks.model_checkpoint.every_n_train_steps", None),
+    ("diffusion.datamodule.batch_size", None),
 ]
 
 
@@ -109,11 +109,11 @@ def test_values_at_the_edges_of_their_range_pass(dmc_config: DictConfig, key: st
 
 
 def test_every_bad_value_is_reported_at_once(tmp_path: Path) -> None:
-    cfg = compose_config(["seed=abc", "latent_dim=0", "steps.agent=-1", "data.val_fraction=1.0", "augment.p=2",
+    cfg = compose_config(["seed=abc", "latent_dim=0", "agent_steps=-1", "data.val_fraction=1.0", "augment.p=2",
                           "env.task=sprint"], tmp_path)
     problems = problems_of(cfg)
     assert [problem.split("=")[0] for problem in problems] == [
-        "seed", "latent_dim", "steps.agent", "data.val_fraction", "augment.p", "env.task"]
+        "seed", "latent_dim", "agent_steps", "data.val_fraction", "augment.p", "env.task"]
     assert problems[0].startswith("seed='abc': an int in [0, 4294967295]")
 
 
@@ -133,10 +133,10 @@ def test_interpolated_values_are_checked_resolved(dmc_config: DictConfig) -> Non
 
 
 def test_values_a_stage_fills_later_are_skipped(dmc_config: DictConfig) -> None:
-    for key in ("agent.obs_shape", "agent.action_dim", "finetune.module.base_updates", "upsample.datamodule.data"):
+    for key in ("agent.obs_shape", "agent.action_dim", "finetune.module.base_updates", "diffusion.datamodule.data"):
         assert OmegaConf.is_missing(OmegaConf.select(dmc_config, key.rsplit(".", 1)[0]), key.rsplit(".", 1)[1])
     validate_config(dmc_config)
-    validate_config(with_values(dmc_config, steps__agent="???"))
+    validate_config(with_values(dmc_config, agent_steps="???"))
 
 
 def test_unknown_dm_control_domain_and_task_list_the_valid_names(dmc_config: DictConfig) -> None:
@@ -171,8 +171,8 @@ def test_matmul_precision_is_one_of_torchs_settings(dmc_config: DictConfig) -> N
 
 def test_dm_control_only_knobs_are_not_checked_for_procgen(procgen_config: DictConfig) -> None:
     validate_config(with_values(procgen_config, image_size=7, action_repeat=0))
-    assert problems_of(with_values(procgen_config, steps__agent=0, data__nstep=0)) == [
-        "steps.agent=0: an int >= 1 (e.g. steps.agent=1000)", 
+    assert problems_of(with_values(procgen_config, agent_steps=0, data__nstep=0)) == [
+        "agent_steps=0: an int >= 1 (e.g. agent_steps=1000)", 
         "data.nstep=0: an int >= 1 (e.g. data.nstep=3; DrQ+BC uses 3, discrete CQL 1)"]
 
 
@@ -183,7 +183,7 @@ def test_validation_takes_well_under_a_second(dmc_config: DictConfig) -> None:
     assert time.perf_counter() - started < 0.25
 
 
-@pytest.mark.parametrize(("override", "message"), [("steps.agent=-1", "steps.agent=-1: an int >= 1"),
+@pytest.mark.parametrize(("override", "message"), [("agent_steps=-1", "agent_steps=-1: an int >= 1"),
                                                    ("env.domain=nosuch", "env.domain='nosuch': a dm_control domain")])
 def test_train_py_refuses_a_bad_value_before_writing_anything(tmp_path: Path, override: str, message: str) -> None:
     started = time.monotonic()

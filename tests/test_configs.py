@@ -7,7 +7,7 @@ import re
 
 import pytest
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from synthvis.config_validation import validate_config
 from synthvis.datamodules.formats import DatasetError, iter_episodes
@@ -64,19 +64,33 @@ def all_group_options() -> list[tuple[str, str]]:
     return [(group, option) for group in groups for option in group_options(group)]
 
 
-# Procgen pieces go together: each Procgen option is composed with the other three.
-PROCGEN = {"env": "procgen", "data": "generated_procgen", "agent": "cql", "eval": "procgen"}
+# Procgen pieces go together: each Procgen option is composed inside suite=procgen.
 PROCGEN_OPTIONS = {("env", "procgen"), ("data", "generated_procgen"), ("data", "gen_dgrl"), ("agent", "cql"),
                    ("eval", "procgen")}
 
 
 def companions(group: str, option: str) -> list[str]:
     """The overrides an option needs beside it to make sense."""
-    if (group, option) not in PROCGEN_OPTIONS:
-        return []
-    return [f"{other}={choice}" for other, choice in PROCGEN.items() if other != group]
+    return ["suite=procgen"] if (group, option) in PROCGEN_OPTIONS else []
+
+
+def test_one_override_switches_the_suite(tmp_path):
+    targets = ("env._target_", "data.source._target_", "agent._target_", "eval.test_envs._target_")
+    picked = {}
+    for suite in ("dmc", "procgen"):
+        cfg = compose_config([f"suite={suite}"], tmp_path)
+        validate_config(cfg)
+        picked[suite] = [OmegaConf.select(cfg, key).rsplit(".", 1)[-1] for key in targets]
+    assert picked == {"dmc": ["DMCPixelEnv", "GeneratedDMCDataset", "BC", "dmc_test_envs"],
+                      "procgen": ["ProcgenPixelEnv", "GeneratedProcgenDataset", "DiscreteCQL", "procgen_test_envs"]}
+    assert compose_config([], tmp_path).hydra.runtime.choices.suite == "dmc"
+
+
+# Objects built from values a stage has at run time (a trained agent, the latents); tests/test_finetune.py and
+# tests/test_latents.py build them.
+NEEDS_STAGE_VALUES = {"finetune.module", "finetune.datamodule", "diffusion.datamodule"}
 # Values a stage fills in at run time.
-RUNTIME_VALUES = {"agent": ["agent.obs_shape=[9,64,64]", "agent.action_dim=6"], "diffusion": ["diffusion.d_in=207"]}
+RUNTIME_VALUES = {"agent": ["agent.obs_shape=[9,64,64]", "agent.action_dim=6"], "diffusion": ["diffusion.model.d_in=207"]}
 
 
 @pytest.mark.parametrize(("group", "option"), all_group_options())
@@ -88,14 +102,18 @@ def test_every_option_of_every_group_composes_and_builds(group, option, tmp_path
     validate_config(cfg)  # every preset and option is valid as shipped
     resolvable = {key: value for key, value in cfg.items() if key != "hydra"}  # hydra.job.* exist only at run time
     OmegaConf.to_container(OmegaConf.create(resolvable), resolve=True, throw_on_missing=False)
-    node = cfg.get(group) if group not in ("hydra", "experiment", "variant") else None
-    if node is None or "_target_" not in node:
+    node = cfg.get(group) if group not in ("hydra", "experiment", "variant", "suite", "sweep") else None
+    if node is None:
         return
+    # A group is one object (env, agent, ...) or a stage's settings holding several (diffusion.model, ...).
+    parts = {group: node} if "_target_" in node else {
+        f"{group}.{name}": child for name, child in node.items() if isinstance(child, DictConfig) and "_target_" in child}
     if group == "trainer" and node.accelerator == "gpu" and not torch.cuda.is_available():
         return  # a GPU Trainer cannot be built on this machine; composing it is checked above
-    if group == "finetune":
-        return  # needs a trained agent; built by tests/test_finetune.py
-    assert instantiate(node) is not None or group == "augment"
+    for key, part in parts.items():
+        if key in NEEDS_STAGE_VALUES:
+            continue
+        assert instantiate(part) is not None or group == "augment", key
 
 
 @pytest.mark.parametrize("variant", group_options("variant"))
@@ -105,7 +123,8 @@ def test_variants_set_stages_and_augmentation(variant, tmp_path):
     assert ("diffusion" in cfg.stages) == upsampling and list(cfg.stages[-2:]) == ["eval", "report"]
     augmented = variant in ("augmented", "aug_upsampled")
     assert (instantiate(cfg.augment) is not None) == augmented
-    assert cfg.upsample.latent.augmented_views == (1 if variant == "aug_upsampled" else 0)
+    assert cfg.hydra.runtime.choices.augment == ("paper" if augmented else "none")  # a group choice, not p = 0
+    assert cfg.latents.augmented_views == (1 if variant == "aug_upsampled" else 0)
 
 
 def test_sweep_presets_list_their_jobs(tmp_path):
@@ -118,15 +137,14 @@ def test_sweep_presets_list_their_jobs(tmp_path):
 
 def test_the_fdd_variant_mixes_in_fixed_distraction_data(tmp_path):
     cfg = compose_config(["variant=fdd"], tmp_path)
-    assert cfg.data.fdd_fraction == 0.05 and cfg.augment.p == 0.0 and "diffusion" not in cfg.stages
+    assert cfg.data.fdd_fraction == 0.05 and instantiate(cfg.augment) is None and "diffusion" not in cfg.stages
     assert instantiate(cfg.data.fdd_source).distraction["mode"] == "fixed_easy"
 
 
 def test_latent_dim_reaches_every_consumer(tmp_path):
     cfg = compose_config(["latent_dim=128"], tmp_path)
     assert cfg.agent.latent_dim == 128
-    cql = compose_config(["latent_dim=32", "agent=cql", "env=procgen", "data=generated_procgen", "eval=procgen"],
-                         tmp_path)
+    cql = compose_config(["latent_dim=32", "suite=procgen"], tmp_path)
     assert cql.agent.latent_dim == 32
 
 

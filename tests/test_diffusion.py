@@ -283,13 +283,14 @@ def test_mixed_precision_training_clips_gradients(tmp_path):
 
 
 def test_configs_build_synthers_model_and_both_samplers(tmp_path):
-    cfg = compose_config(["diffusion=resmlp", "sampler=karras_sde"], tmp_path)
+    cfg = compose_config(["diffusion=resmlp", "sample=karras_sde"], tmp_path)
     with open_dict(cfg):
-        cfg.diffusion.d_in = 207
-    model = instantiate(cfg.diffusion)
+        cfg.diffusion.model.d_in = 207
+    model = instantiate(cfg.diffusion.model)
     assert isinstance(model, LatentDiffusion)
     assert sum(p.numel() for p in model.denoiser.parameters()) == 6_687_319
     assert model.hparams.betas == [0.9, 0.99] and model.ema.update_every == 10
-    assert instantiate(cfg.sampler) == KarrasSDE()
-    heun = instantiate(compose_config(["sampler=heun"], tmp_path).sampler)
+    assert instantiate(cfg.sample.sampler) == KarrasSDE()
+    assert model.hparams.max_steps == cfg.diffusion.steps  # the cosine period follows the stage's length
+    heun = instantiate(compose_config(["sample=heun"], tmp_path).sample.sampler)
     assert isinstance(heun, HeunODE) and heun.num_steps == 32

@@ -233,7 +233,9 @@ def test_configs_instantiate_with_a_layout_object(tmp_path):
         {
             "seed": 3,
             "finetune": OmegaConf.load(CONF_DIR / "finetune" / "default.yaml"),
-            "upsample": OmegaConf.load(CONF_DIR / "upsample" / "default.yaml"),
+            "diffusion": OmegaConf.load(CONF_DIR / "diffusion" / "resmlp.yaml"),
+            "sample": OmegaConf.load(CONF_DIR / "sample" / "base" / "draws.yaml"),
+            "latents": OmegaConf.load(CONF_DIR / "latents" / "default.yaml"),
         }
     )
     agent = DrQBC(OBS, ACTIONS, **TINY)
@@ -243,7 +245,7 @@ def test_configs_instantiate_with_a_layout_object(tmp_path):
     assert module.layout == layout and module.agent is agent and module.hparams.base_updates == 10
     data = instantiate(cfg.finetune.datamodule, real=rows, synthetic=rows, layout=layout)
     assert (data.num_real, data.num_synthetic, data.seed) == (128, 128, 3)
-    latents = instantiate(cfg.upsample.datamodule, data=rows, layout=layout)
+    latents = instantiate(cfg.diffusion.datamodule, data=rows, layout=layout)
     latents.setup()
     assert latents.layout == layout and latents.batch_size == 256
-    assert cfg.upsample.num_samples > 0 and cfg.upsample.latent.augmented_views == 0
+    assert cfg.sample.num_samples > 0 and cfg.latents.augmented_views == 0

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from synthvis.stages import diffusion
+from synthvis.stages.context import RunContext
 from synthvis.utils.finite import NonFiniteError
 from synthvis.utils.weights import load_weights, save_weights
 from tests.test_checkpoints import latent_run
@@ -17,14 +18,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_a_diverging_stage_fails_at_the_first_nan_and_writes_nothing(tmp_path):
-    cfg, run_dir = latent_run(tmp_path, "run", "diffusion.lr=1e12", "diffusion.grad_clip=null",
+    cfg, run_dir = latent_run(tmp_path, "run", "diffusion.model.lr=1e12", "diffusion.model.grad_clip=null",
                               "callbacks.model_checkpoint.every_n_train_steps=1")
     with pytest.raises(NonFiniteError) as error:
-        diffusion.run(cfg, run_dir)
+        diffusion.run(RunContext(cfg, run_dir))
     message = str(error.value)
     assert message.startswith("[diffusion] training diverged at update ")
     assert re.search(r"train/loss = (nan|inf|-inf)", message)
-    assert "diffusion.lr, now 1000000000000.0" in message
+    assert "diffusion.model.lr, now 1000000000000.0" in message
     update = int(message.split("at update ")[1].split(":")[0])
     assert not (run_dir / "diffusion" / "model.pt").exists() and not (run_dir / "diffusion" / "done.json").exists()
     checkpoint = torch.load(run_dir / "diffusion" / "checkpoints" / "last.ckpt", weights_only=False)
@@ -55,10 +56,10 @@ def test_non_finite_weights_are_neither_written_nor_loaded(tmp_path):
 def test_a_diverging_agent_stops_the_run_and_is_never_reused(tmp_path, case):
     from tests.test_agent_stage import run_train
     overrides = {"bc": ["agent=bc", "agent.lr=1e10"],
-                 "cql": ["env=procgen", "env.game=bigfish", "data=generated_procgen", "data.source.num_transitions=600",
-                         "agent=cql", "eval=procgen", "agent.latent_dim=32", "agent.channels=[4,8,8]", "agent.lr=1e12"]}
+                 "cql": ["suite=procgen", "env.game=bigfish", "data.source.num_transitions=600",
+                         "agent.latent_dim=32", "agent.channels=[4,8,8]", "agent.lr=1e12"]}
     for attempt in range(2):  # a rerun fails the same way: nothing of the diverged agent was kept
-        result = run_train(tmp_path, "stages=[data,agent,eval]", "steps.agent=30", *overrides[case], dmc=case == "bc")
+        result = run_train(tmp_path, "stages=[data,agent,eval]", "agent_steps=30", *overrides[case], dmc=case == "bc")
         output = result.stdout + result.stderr
         assert result.returncode != 0 and "[agent] training diverged at update " in output, output[-4000:]
         assert "(agent.lr, now 1" in output

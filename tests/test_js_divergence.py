@@ -293,14 +293,12 @@ def test_js_table_bins_every_cell_on_one_binning_per_dimension():
         assert table["real"]["train"] != pytest.approx(pairwise)
 
 
-def test_js_json_records_bins_and_binning(monkeypatch, tmp_path):
+def test_js_json_records_bins_and_binning(monkeypatch):
     rng = np.random.default_rng(5)
-    monkeypatch.setattr(latent_divergence_stage, "training_latent_sets",
-                        lambda *args: {"real": relu_latents(rng, 400)})
     monkeypatch.setattr(latent_divergence_stage, "encode_observations", lambda agent, obs: obs)
     observations = {"train": relu_latents(rng, 100), "hard": relu_latents(rng, 100, tail=2.0),
                     "empty": np.zeros((0, 8))}
-    js = latent_divergence_stage.latent_divergence(tmp_path, None, None, observations, 25, 400, 0, "width")
+    js = latent_divergence_stage.latent_divergence({"real": relu_latents(rng, 400)}, None, observations, 25, "width")
     assert list(js) == ["bins", "binning", "divergence"] and (js["bins"], js["binning"]) == (25, "width")
     assert list(js["divergence"]["real"]) == ["train", "hard"]
 

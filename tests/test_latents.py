@@ -340,7 +340,7 @@ def test_the_latents_stage_augments_every_transition_of_a_view(tmp_path):
     from tests.helpers import compose_config
 
     cfg = compose_config(["variant=aug_upsampled", "augment=paper"], tmp_path)
-    assert cfg.augment.p == 0.5 and cfg.upsample.latent.view_p == 1.0  # training batches mix; views do not
+    assert cfg.augment.p == 0.5 and cfg.latents.view_p == 1.0  # training batches mix; views do not
     augmentation = view_augmentation(cfg)
     assert augmentation.p == 1.0
     augmentation.seed(0)

@@ -188,7 +188,7 @@ def test_paired_states_is_range_checked(value, tmp_path):
 
 @pytest.mark.slow
 def test_eval_stage_writes_the_paired_section_for_every_test_env(tmp_path):
-    result = run_train(tmp_path, "stages=[data,agent,eval]", "steps.agent=5", "analysis.paired_states=16",
+    result = run_train(tmp_path, "stages=[data,agent,eval]", "agent_steps=5", "analysis.paired_states=16",
                        "eval.test_envs.modes=[fixed_easy,hard]", "eval.test_envs.kinds=[color,camera,background]")
     assert result.returncode == 0, result.stderr[-4000:]
     js = json.loads((tmp_path / "run" / "js.json").read_text())

@@ -69,7 +69,7 @@ def test_rerun_without_overrides_continues_with_the_saved_config(tmp_path):
     run = saved_run(tmp_path, ["experiment=paper_vd4rl_cheetah_run", "seed=3"])
     default = job_config([], tmp_path)  # what `python train.py run_dir=<run>` composes
     cfg = run_config(default, run, [f"run_dir={run}"])
-    assert cfg.seed == 3 and cfg.steps.agent == 550000 and cfg.image_size == 84
+    assert cfg.seed == 3 and cfg.agent_steps == 550000 and cfg.image_size == 84
     assert cfg.paths.output_dir == str(run)
 
     fewer = job_config(["stages=[data,agent]"], tmp_path)

@@ -129,6 +129,12 @@ class LatentLayout:
         return cls(tuple(Field(str(f["name"]), int(f["size"]), str(f["kind"])) for f in data["fields"]),
                    None if data.get("discount") is None else float(data["discount"]))
 
+    def check_rows(self, rows: Array, what: str) -> None:
+        """Refuse anything but an (N, dim) array of rows, naming `what` they are (a file, "synthetic latents")."""
+        if rows.ndim != 2 or rows.shape[1] != self.dim:
+            raise ValueError(f"{what} has shape {tuple(rows.shape)}; the latent layout {list(self.names)} needs "
+                             f"(N, {self.dim})")
+
     def _check_dim(self, x: Array) -> None:
         if x.shape[-1] != self.dim:
             raise ValueError(f"expected (..., {self.dim}) latent transitions for layout {list(self.names)}, "

@@ -25,6 +25,13 @@ def default_batch_size(num_rows: int) -> int:
     return 1024 if num_rows >= LARGE_DATASET_ROWS else 256
 
 
+def split_rows(num_rows: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and held-out row indices, a seeded random split, each sorted (sequential reads of a mapped file)."""
+    order = np.random.default_rng(seed).permutation(num_rows)
+    num_val = round(val_fraction * num_rows)
+    return np.sort(order[num_val:]), np.sort(order[:num_val])
+
+
 class LatentRows(Dataset):
     """Selected rows of an (N, D) array (memory-mapped or in RAM); `__getitems__` gathers a (B, D) float32 batch."""
 
@@ -82,13 +89,9 @@ class LatentDataModule(L.LightningDataModule):
                 raise ValueError(f"{self.data}: stored layout {stored.to_dict()} differs from the given "
                                  f"{self.layout.to_dict()}")
             self.layout = stored
-        if array.ndim != 2 or array.shape[1] != self.layout.dim:
-            raise ValueError(f"expected (N, {self.layout.dim}) latent transitions, got shape {array.shape}")
-        order = np.random.default_rng(self.seed).permutation(len(array))
-        num_val = round(self.val_fraction * len(array))
-        # Sorted rows keep reads from a memory-mapped file sequential.
-        self.train_set = LatentRows(array, np.sort(order[num_val:]))
-        self.val_set = LatentRows(array, np.sort(order[:num_val]))
+        self.layout.check_rows(array, "the diffusion stage's latent transitions")
+        train_rows, val_rows = split_rows(len(array), self.val_fraction, self.seed)
+        self.train_set, self.val_set = LatentRows(array, train_rows), LatentRows(array, val_rows)
         self.batch_size = self.batch_size or default_batch_size(len(array))
         self.normalizer = StandardNormalizer.fit(self.train_set.__getitems__(range(len(self.train_set))),
                                                  self.layout.skip_norm_dims)

@@ -20,8 +20,7 @@ def save_latents(folder: str | Path, array: np.ndarray, layout: LatentLayout) ->
     layout.json is written last. Real latents and synthetic samples are stored the same way.
     """
     folder = Path(folder)
-    if array.ndim != 2 or array.shape[1] != layout.dim:
-        raise ValueError(f"expected (N, {layout.dim}) latent transitions, got shape {array.shape}")
+    layout.check_rows(array, f"the latent transitions for {folder}")
     atomic_write(folder / LATENTS_FILE, lambda handle: np.save(handle, np.asarray(array, dtype=np.float32)))
     atomic_write_json(folder / LAYOUT_FILE, layout.to_dict())
     return folder
@@ -35,6 +34,5 @@ def load_latents(folder: str | Path, mmap: bool = True) -> tuple[np.ndarray, Lat
                                 "them first (latents for real data, sample for synthetic data)")
     layout = LatentLayout.from_dict(json.loads((folder / LAYOUT_FILE).read_text()))
     array = np.load(folder / LATENTS_FILE, mmap_mode="r" if mmap else None)
-    if array.ndim != 2 or array.shape[1] != layout.dim:
-        raise ValueError(f"{folder / LATENTS_FILE} has shape {array.shape} but its layout needs (N, {layout.dim})")
+    layout.check_rows(array, str(folder / LATENTS_FILE))
     return array, layout

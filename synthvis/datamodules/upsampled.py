@@ -67,8 +67,8 @@ class UpsampledDataModule(L.LightningDataModule):
             if count and (array is None or len(array) == 0):
                 raise ValueError(f"synthetic_ratio={synthetic_ratio} draws {count} {name} rows per batch but no "
                                  f"{name} latents were given")
-            if array is not None and (array.ndim != 2 or array.shape[1] != layout.dim):
-                raise ValueError(f"{name} latents have shape {array.shape}; the layout needs (N, {layout.dim})")
+            if array is not None:
+                layout.check_rows(array, f"the {name} latents")
         self.real, self.synthetic, self.layout = real, synthetic, layout
         self.batch_size, self.synthetic_ratio, self.seed = batch_size, synthetic_ratio, seed
 

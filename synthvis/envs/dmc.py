@@ -81,11 +81,6 @@ class DMCPixelEnv:
         return self._env.physics
 
     @property
-    def observation_shape(self) -> tuple[int, int, int]:
-        """Shape of the stacked observation (3 * frame_stack, H, W)."""
-        return (3 * self.frame_stack, self.image_size, self.image_size)
-
-    @property
     def episode(self) -> int:
         """Index of the current episode, the one its distractions were drawn for (-1 before the first reset)."""
         return self._episode

@@ -78,39 +78,12 @@ VISUAL_VARIANTS: dict[str, dict[str, bool]] = {
     "uncentered": {"center_agent": False},
 }
 
-# Easy-mode (R_min, R_max) from the Procgen paper, as used by gen_dgrl's utils/plot.py PROCGEN table.
-RETURN_RANGES: dict[str, tuple[float, float]] = {
-    "bigfish": (1.0, 40.0),
-    "bossfight": (0.5, 13.0),
-    "caveflyer": (3.5, 12.0),
-    "chaser": (0.5, 13.0),
-    "climber": (2.0, 12.6),
-    "coinrun": (5.0, 10.0),
-    "dodgeball": (1.5, 19.0),
-    "fruitbot": (-1.5, 32.4),
-    "heist": (3.5, 10.0),
-    "jumper": (1.0, 10.0),
-    "leaper": (1.5, 10.0),
-    "maze": (5.0, 10.0),
-    "miner": (1.5, 13.0),
-    "ninja": (3.5, 10.0),
-    "plunder": (4.5, 30.0),
-    "starpilot": (2.5, 64.0),
-}
-
 Policy = Callable[[np.ndarray], np.ndarray]
 
 
 def _check_name(kind: str, name: str, valid: Collection[str]) -> None:
     if name not in valid:
         raise ValueError(f"unknown procgen {kind} {name!r}; choose one of {', '.join(valid)}")
-
-
-def normalized_return(game: str, ret: float) -> float:
-    """Min-max normalized return (R - R_min) / (R_max - R_min) with the easy-mode constants."""
-    _check_name("game", game, RETURN_RANGES)
-    low, high = RETURN_RANGES[game]
-    return (ret - low) / (high - low)
 
 
 def import_procgen() -> ModuleType:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from synthvis.datamodules.latent_files import load_latents
+from synthvis.core.latent_layout import LatentLayout
 from synthvis.metrics.js_divergence import Binning, bin_edges, histogram_counts, js_from_counts
 
 # The current-state trunk features; next-state features repeat them one step later.
@@ -27,28 +26,10 @@ def encode_observations(agent, observations: np.ndarray, batch_size: int = 512) 
     return torch.cat(chunks).numpy()
 
 
-def training_latent_sets(run_dir: Path, agent, datamodule, max_rows: int, seed: int) -> dict[str, np.ndarray]:
-    """'real' (and 'real+synthetic' after upsampling): trunk features of the agent's training data."""
-    rng = np.random.default_rng(seed)
-
-    def subset(rows: np.ndarray) -> np.ndarray:
-        return rows[np.sort(rng.choice(len(rows), min(max_rows, len(rows)), replace=False))]
-
-    if (run_dir / "latents").exists():
-        real, layout = load_latents(run_dir / "latents")
-        fields = [name for name in LATENT_FIELDS if name in layout.names]
-
-        def trunk_features(rows: np.ndarray) -> np.ndarray:
-            unpacked = layout.unpack(rows)
-            return np.concatenate([np.asarray(unpacked[name]) for name in fields], axis=1)
-
-        sets = {"real": trunk_features(subset(np.asarray(real)))}
-        if (run_dir / "synthetic").exists():
-            synthetic, _ = load_latents(run_dir / "synthetic")
-            sets["real+synthetic"] = np.concatenate([sets["real"], trunk_features(subset(np.asarray(synthetic)))])
-        return sets
-    rows = subset(np.arange(len(datamodule.train_set)))
-    return {"real": encode_observations(agent, datamodule.train_set.__getitems__(rows).obs.numpy())}
+def trunk_features(layout: LatentLayout, rows: np.ndarray) -> np.ndarray:
+    """The current-state trunk features [z_pi, z_q] (those the layout has) of packed latent rows."""
+    unpacked = layout.unpack(rows)
+    return np.concatenate([np.asarray(unpacked[name]) for name in LATENT_FIELDS if name in layout.names], axis=1)
 
 
 def js_table(train_sets: dict[str, np.ndarray], test_sets: dict[str, np.ndarray], bins: int,
@@ -79,9 +60,9 @@ def heatmap_figure(table: dict[str, dict[str, float]]) -> Figure:
     return figure
 
 
-def latent_divergence(run_dir: Path, agent, datamodule, observations: dict[str, np.ndarray], bins: int,
-                      max_rows: int, seed: int, binning: Binning) -> dict[str, Any]:
-    """The js.json payload: bins, the binning mode, and the train set x test env table."""
-    train_sets = training_latent_sets(run_dir, agent, datamodule, max_rows, seed)
+def latent_divergence(train_sets: dict[str, np.ndarray], agent, observations: dict[str, np.ndarray], bins: int,
+                      binning: Binning) -> dict[str, Any]:
+    """The js.json payload: bins, the binning mode, and the table of `train_sets` x the agent's latents of every
+    test env's `observations`."""
     test_sets = {env: encode_observations(agent, obs) for env, obs in observations.items() if len(obs)}
     return {"bins": bins, "binning": binning, "divergence": js_table(train_sets, test_sets, bins, binning)}

@@ -43,6 +43,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
+from synthvis.envs.task import task_name
 from synthvis.metrics.generalization import EPS, TRAIN_ENV, gap_closed, normalized_score
 from synthvis.metrics.statistics import (
     CONFIDENCE,
@@ -92,12 +93,6 @@ def protocol_label(overrides: dict[str, Any], procgen: bool) -> str:
     return BACKGROUND_LABELS.get(source, f"{source} backgrounds")
 
 
-def _task(env: dict[str, Any]) -> str:
-    if "game" in env:
-        return str(env["game"])
-    return f"{env['domain']}_{env['task']}" if "domain" in env and "task" in env else UNKNOWN
-
-
 def _load_run(run_dir: Path) -> dict[str, Any]:
     cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"))
     evaluation = json.loads((run_dir / "eval.json").read_text())
@@ -113,7 +108,7 @@ def _load_run(run_dir: Path) -> dict[str, Any]:
     variant = cfg.get("variant")
     variant = UNKNOWN if variant in (None, "???") else variant
     js_path = run_dir / "js.json"
-    return {"run_dir": run_dir, "task": _task(env), "variant": variant,
+    return {"run_dir": run_dir, "task": task_name(env) or UNKNOWN, "variant": variant,
             "seed": cfg.get("seed"), "latent_dim": cfg.get("latent_dim"), "protocol": protocol, "envs": envs,
             "references": evaluation.get("references", {}),
             "js": json.loads(js_path.read_text()) if js_path.exists() else None}

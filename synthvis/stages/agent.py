@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
@@ -14,8 +12,8 @@ from synthvis.callbacks.export import ExportWeights
 from synthvis.datamodules.augmentations import augmentation_grid
 from synthvis.datamodules.pixel import PixelDataModule
 from synthvis.stages.agent_cache import cached_agent, publish_agent, restore_agent
-from synthvis.stages.common import build_trainer, resume_checkpoint
-from synthvis.utils.weights import load_weights
+from synthvis.stages.common import build_trainer, fit, resume_checkpoint, tensorboard_writer, trainer_metrics
+from synthvis.stages.context import RunContext, Trained
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +29,20 @@ def agent_config(cfg: DictConfig, datamodule: PixelDataModule) -> DictConfig:
 
 def log_augmentations(trainer, datamodule: PixelDataModule) -> None:
     """A grid of original vs augmented frames at the start of training (TensorBoard Images tab)."""
-    experiment = getattr(trainer.logger, "experiment", None)
-    if datamodule.augmentation is None or not hasattr(experiment, "add_image"):
+    writer = tensorboard_writer(trainer.loggers)
+    if datamodule.augmentation is None or writer is None:
         return
     batch = datamodule.train_set.__getitems__(list(range(min(16, len(datamodule.train_set)))))
-    experiment.add_image("augment/original_vs_augmented", augmentation_grid(batch, datamodule.augmentation), 0)
+    writer.add_image("augment/original_vs_augmented", augmentation_grid(batch, datamodule.augmentation), 0)
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train `cfg.agent` for `cfg.steps.agent` updates (or reuse an identical agent); write <run_dir>/agent/agent.pt."""
-    stage_dir = run_dir / "agent"
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Train `cfg.agent` for `cfg.agent_steps` updates (or reuse an identical agent) -> `agent`, agent/agent.pt."""
+    cfg, stage_dir = ctx.cfg, ctx.run_dir / "agent"
     cached = cached_agent(cfg) if cfg.reuse_agent and resume_checkpoint(stage_dir) is None else None
     if cached is not None:
-        return restore_agent(cached, stage_dir)
-    datamodule: PixelDataModule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+        return restore_agent(cached, stage_dir)  # later stages read it from agent/agent.pt
+    datamodule = ctx.pixel_data()
     agent_cfg = agent_config(cfg, datamodule)
     agent = instantiate(agent_cfg)
     if agent.discrete != datamodule.discrete:
@@ -55,17 +51,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                          f"{'cql' if datamodule.discrete else 'drqbc'}")
     weights = stage_dir / "agent.pt"
     trainer = build_trainer(cfg, "agent", stage_dir, [ExportWeights(weights, agent_cfg)], "agent.lr",
-                            max_steps=cfg.steps.agent)
+                            max_steps=cfg.agent_steps)
     log.info("training %s for %d updates at batch %d on %s", agent_cfg._target_.rsplit(".", 1)[-1],
-             cfg.steps.agent, datamodule.batch_size, trainer.strategy.root_device)
-    checkpoint = resume_checkpoint(stage_dir)
-    if trainer.is_global_zero and checkpoint is None:
+             cfg.agent_steps, datamodule.batch_size, trainer.strategy.root_device)
+    if trainer.is_global_zero and resume_checkpoint(stage_dir) is None:
         log_augmentations(trainer, datamodule)
-    trainer.fit(agent, datamodule=datamodule, ckpt_path=checkpoint)
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-    periodic = stage_dir / "eval.json"
-    result = {"updates": load_weights(weights)[1]["updates"], "weights": str(weights), "metrics": metrics,
-              "eval": json.loads(periodic.read_text())["envs"] if periodic.exists() else None}
+    updates = fit(trainer, agent, datamodule, stage_dir, weights)
+    ctx.put("agent", Trained(agent, updates, agent_cfg, weights))
+    result = {"updates": updates, "weights": str(weights), "metrics": trainer_metrics(trainer)}
     if cfg.reuse_agent and trainer.is_global_zero:
         log.info("agent cached for reuse in %s", publish_agent(cfg, stage_dir, result))
     return result

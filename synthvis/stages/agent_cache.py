@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # Config keys that shape the agent stage's outputs (its weights and its periodic eval.json).
 AGENT_KEYS = ("seed", "env", "image_size", "action_repeat", "latent_dim", "matmul_precision", "data", "augment",
-              "agent", "steps.agent", "trainer", "callbacks", "eval")
+              "agent", "agent_steps", "trainer", "callbacks", "eval")
 FILES = ("agent.pt", "eval.json")  # what a cached agent holds (eval.json only with periodic evaluation)
 SOURCE = "source.json"  # written last: marks a cached agent complete
 

@@ -1,4 +1,5 @@
-"""Pieces the stages share: completion markers, the Trainer with its loggers and callbacks, device, resume point."""
+"""Pieces the stages share: completion markers, the Trainer with its loggers and callbacks, fitting with resumption,
+the device of the stages without a Trainer."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from synthvis.callbacks.finite_guard import FiniteGuard
 from synthvis.callbacks.step_seed import StepSeed
 from synthvis.utils.checkpoints import AtomicCheckpointIO, resumable_checkpoint
 from synthvis.utils.seeding import derive_seed
+from synthvis.utils.weights import saved_updates
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +74,21 @@ def stage_device(cfg: DictConfig) -> torch.device:
 def resume_checkpoint(stage_dir: Path) -> str | None:
     """The checkpoint an interrupted stage resumes from (the newest one that loads), if there is one."""
     return resumable_checkpoint(stage_dir / "checkpoints")
+
+
+def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, stage_dir: Path,
+        weights: Path) -> int:
+    """Train `module` (resuming from the stage's newest checkpoint) and return the update count it reached.
+
+    The module is detached from the Trainer afterwards, so later stages use it as they would a loaded one.
+    `weights` is the file the stage's export callback wrote: a spawned strategy (ddp_spawn) trains in worker
+    processes, and Lightning loads rank 0's weights back into `module` but not the update count.
+    """
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(stage_dir))
+    module.trainer = None
+    return trainer.global_step or saved_updates(weights)
+
+
+def trainer_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The Trainer's last logged values, as plain floats for the stage's result."""
+    return {name: float(value) for name, value in trainer.callback_metrics.items()}

@@ -7,10 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
-from omegaconf import DictConfig
-
 from synthvis.datamodules.pixel import PixelDataModule
+from synthvis.stages.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +39,9 @@ def dataset_summary(datamodule: PixelDataModule) -> dict[str, Any]:
     return summary
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Prepare the configured dataset and log a summary of it."""
-    datamodule: PixelDataModule = instantiate(cfg.data)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Prepare the configured dataset (`data` for later stages) and log a summary of it."""
+    datamodule = ctx.pixel_data()
     summary = dataset_summary(datamodule)
     log.info("dataset: %d episodes, %d transitions (%d train / %d validation), return mean %.1f [%.1f, %.1f]",
              summary["episodes"], summary["transitions"], summary["train_transitions"], summary["val_transitions"],

@@ -8,28 +8,31 @@ from typing import Any
 
 import numpy as np
 from hydra.utils import instantiate
-from omegaconf import DictConfig
 
+from synthvis.envs.task import task_name
 from synthvis.evaluation.evaluator import TRAIN_ENV, ZeroShotEvaluator, summarize, write_eval_json
-from synthvis.evaluation.latent_divergence import heatmap_figure, latent_divergence
+from synthvis.evaluation.latent_divergence import (
+    encode_observations,
+    heatmap_figure,
+    latent_divergence,
+    trunk_features,
+)
 from synthvis.evaluation.paired_divergence import paired_divergence
-from synthvis.stages.common import stage_device, stage_result
+from synthvis.lightning_modules.offline_agent import OfflineAgent
+from synthvis.stages.common import build_loggers, stage_device, stage_result, tensorboard_writer
+from synthvis.stages.context import RunContext, Trained
 from synthvis.utils.files import atomic_write_json
-from synthvis.utils.weights import load_weights
 
 log = logging.getLogger(__name__)
 
-# Later stages replace the agent's heads; evaluate the most advanced agent the run has.
-AGENT_WEIGHTS = ("finetune/agent.pt", "agent/agent.pt")
 
-
-def final_agent_weights(run_dir: Path) -> Path:
+def final_agent(ctx: RunContext) -> Trained:
     """The fine-tuned agent if the run has one, else the base agent."""
-    for relative in AGENT_WEIGHTS:
-        if (run_dir / relative).exists():
-            return run_dir / relative
-    raise FileNotFoundError(f"no agent weights in {run_dir} ({' or '.join(AGENT_WEIGHTS)}): "
-                            "run the agent stage first, e.g. stages=[data,agent,eval]")
+    for name in ("finetuned", "agent"):
+        if ctx.has(name):
+            return ctx.trained(name)
+    raise FileNotFoundError(f"no agent in {ctx.run_dir} (agent/agent.pt): run the agent stage first, e.g. "
+                            "stages=[data,agent,eval]")
 
 
 def reference_returns(evaluator: ZeroShotEvaluator, run_dir: Path) -> dict[str, dict[str, float]]:
@@ -58,52 +61,70 @@ def js_columns(js: dict[str, Any], env: str) -> str:
     return columns
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Evaluate, compute the rollout and paired latent divergences, log to TensorBoard (scalars, hparams,
-    heatmap), write JSON."""
-    weights = final_agent_weights(run_dir)
-    agent, extras = load_weights(weights)
-    agent = agent.to(stage_device(cfg))
+def training_latent_sets(ctx: RunContext, agent: OfflineAgent) -> dict[str, np.ndarray]:
+    """'real' (and 'real+synthetic' after upsampling): trunk features of the agent's training data, a seeded subset
+    of at most analysis.max_train_rows per set; encoded from the training pixels when the run has no latents."""
+    rng = np.random.default_rng(ctx.cfg.seed)
+    max_rows = ctx.cfg.analysis.max_train_rows
+
+    def subset(rows: np.ndarray) -> np.ndarray:
+        return rows[np.sort(rng.choice(len(rows), min(max_rows, len(rows)), replace=False))]
+
+    if not ctx.has("latents"):
+        dataset = ctx.pixel_data().train_set
+        return {"real": encode_observations(agent, dataset.__getitems__(subset(np.arange(len(dataset)))).obs.numpy())}
+    real = ctx.latents("latents")
+    sets = {"real": trunk_features(real.layout, subset(np.asarray(real.array)))}
+    if ctx.has("synthetic"):
+        synthetic = trunk_features(real.layout, subset(np.asarray(ctx.latents("synthetic").array)))
+        sets["real+synthetic"] = np.concatenate([sets["real"], synthetic])
+    return sets
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    """Evaluate, compute the rollout and paired latent divergences, log (scalars, hparams, heatmap), write JSON."""
+    cfg, run_dir = ctx.cfg, ctx.run_dir
+    trained = final_agent(ctx)
+    agent = trained.module.to(stage_device(cfg))
     evaluator: ZeroShotEvaluator = instantiate(cfg.eval)
     pairing = evaluator.pairing(cfg.analysis.paired_states, cfg.seed) if cfg.analysis.paired_states else None
     results, observations = evaluator.evaluate_with_observations(
         agent, observation_stride=cfg.analysis.observation_stride, pairing=pairing)
     summary = summarize(results)
-    step = int(extras.get("updates", 0))
+    step = trained.updates
     references = reference_returns(evaluator, run_dir)
     write_eval_json(run_dir / "eval.json", results, evaluator, step,
-                    extra={"weights": str(weights), "references": references})
+                    extra={"weights": str(trained.path), "references": references})
 
-    logger = instantiate(cfg.logger, version="eval")
-    logger.log_metrics({f"eval/{name}/return_{stat}": s[f"return_{stat}"] for name, s in summary.items()
-                        for stat in ("mean", "std")}, step=step)
-    logger.log_metrics({f"eval/reference/{name}_return_mean": r["return_mean"] for name, r in references.items()},
-                       step=step)
+    loggers = build_loggers(cfg, "eval")
+    writer = tensorboard_writer(loggers)
+    metrics = {f"eval/{name}/return_{stat}": s[f"return_{stat}"] for name, s in summary.items()
+               for stat in ("mean", "std")}
+    metrics |= {f"eval/reference/{name}_return_mean": r["return_mean"] for name, r in references.items()}
     js: dict[str, Any] = {}
     if observations:
-        datamodule = instantiate(cfg.data, augmentation=None)
-        datamodule.prepare_data()
-        datamodule.setup("fit")
-        js = latent_divergence(run_dir, agent, datamodule, observations, cfg.analysis.bins,
-                               cfg.analysis.max_train_rows, cfg.seed, cfg.analysis.binning)
-        logger.log_metrics({f"js/{train}/{env}": value for train, row in js["divergence"].items()
-                            for env, value in row.items()}, step=step)
-        logger.experiment.add_figure("js/heatmap", heatmap_figure(js["divergence"]), step)
+        js = latent_divergence(training_latent_sets(ctx, agent), agent, observations, cfg.analysis.bins,
+                               cfg.analysis.binning)
+        metrics |= {f"js/{train}/{env}": value for train, row in js["divergence"].items() for env, value in row.items()}
+        if writer is not None:
+            writer.add_figure("js/heatmap", heatmap_figure(js["divergence"]), step)
     if pairing is not None:
         paired = js["paired"] = paired_divergence(agent, pairing.observations(), cfg.analysis.bins,
                                                   cfg.analysis.binning)
-        logger.log_metrics({**{f"js_paired/{env}": value for env, value in paired["divergence"].items()},
-                            **{f"latent_distance/{env}": value for env, value in paired["latent_distance"].items()},
-                            "latent_distance_scale": paired["latent_distance_scale"]}, step=step)
+        metrics |= {**{f"js_paired/{env}": value for env, value in paired["divergence"].items()},
+                    **{f"latent_distance/{env}": value for env, value in paired["latent_distance"].items()},
+                    "latent_distance_scale": paired["latent_distance_scale"]}
     if js:
         atomic_write_json(run_dir / "js.json", js)
     test_means = [s["return_mean"] for name, s in summary.items() if name != TRAIN_ENV]
-    # The HPARAMS tab compares runs of a sweep on these: final returns against latent_dim, variant and seed.
-    logger.log_hyperparams({"variant": cfg.get("variant", "unknown"), "latent_dim": cfg.latent_dim, "seed": cfg.seed,
-                            "env": str(cfg.env.get("game") or f"{cfg.env.get('domain')}_{cfg.env.get('task')}")},
-                           {"hp/train_return": summary[TRAIN_ENV]["return_mean"],
-                            "hp/test_return": float(np.mean(test_means)) if test_means else float("nan")})
-    logger.finalize("success")
+    for logger in loggers:
+        logger.log_metrics(metrics, step=step)
+        # The HPARAMS tab compares runs of a sweep on these: final returns against latent_dim, variant and seed.
+        logger.log_hyperparams({"variant": cfg.get("variant", "unknown"), "latent_dim": cfg.latent_dim,
+                                "seed": cfg.seed, "env": task_name(cfg.env) or "unknown"},
+                               {"hp/train_return": summary[TRAIN_ENV]["return_mean"],
+                                "hp/test_return": float(np.mean(test_means)) if test_means else float("nan")})
+        logger.finalize("success")
     width = max(map(len, summary))
     log.info("  references on %s: uniform random actions %.1f ± %.1f%s", TRAIN_ENV,
              references["random"]["return_mean"], references["random"]["return_std"],

@@ -4,7 +4,6 @@ packed by the agent's LatentLayout."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,11 +16,10 @@ from synthvis.core.batches import ContinuousBatch, DiscreteBatch
 from synthvis.core.latent_layout import LatentLayout
 from synthvis.datamodules.augmentations.composite import PixelAugmentation
 from synthvis.datamodules.latent_files import save_latents
-from synthvis.datamodules.pixel import PixelDataModule
 from synthvis.datamodules.transitions import TransitionDataset
 from synthvis.lightning_modules.offline_agent import OfflineAgent
 from synthvis.stages.common import stage_device
-from synthvis.utils.weights import load_weights
+from synthvis.stages.context import Latents, RunContext
 
 log = logging.getLogger(__name__)
 
@@ -99,25 +97,23 @@ def transition_fields(agent: OfflineAgent, batch: ContinuousBatch | DiscreteBatc
 
 
 def view_augmentation(cfg: DictConfig) -> PixelAugmentation | None:
-    """The `augment` group's ops applied with probability `upsample.latent.view_p` (default 1: every transition of
+    """The `augment` group's ops applied with probability `latents.view_p` (default 1: every transition of
     an augmented view is augmented, rather than the training batches' mix of augmented and original)."""
-    return instantiate(cfg.augment, p=cfg.upsample.latent.view_p)
+    return instantiate(cfg.augment, p=cfg.latents.view_p)
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Write <run_dir>/latents/{latents.npy, layout.json}."""
-    agent, _ = load_weights(run_dir / "agent" / "agent.pt")
-    datamodule: PixelDataModule = instantiate(cfg.data, augmentation=None)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    views = cfg.upsample.latent.augmented_views
+def run(ctx: RunContext) -> dict[str, Any]:
+    """The base agent's latents of every training transition -> `latents`, latents/{latents.npy, layout.json}."""
+    cfg = ctx.cfg
+    views = cfg.latents.augmented_views
     augmentation = view_augmentation(cfg) if views else None
     if views and augmentation is None:
-        raise ValueError("upsample.latent.augmented_views > 0 needs pixel augmentations (augment=paper or all)")
-    array, layout = extract_latents(agent, datamodule.train_set, cfg.upsample.latent.batch_size, augmentation,
-                                    views, cfg.upsample.latent.seed, stage_device(cfg))
-    folder = save_latents(run_dir / "latents", array, layout)
-    log.info("latents: %d rows (%d transitions x %d views) of dim %d (%s) -> %s", len(array),
-             len(datamodule.train_set), 1 + views, layout.dim, ", ".join(f"{f.name}:{f.size}" for f in layout.fields),
-             folder)
+        raise ValueError("latents.augmented_views > 0 needs pixel augmentations (augment=paper or all)")
+    dataset = ctx.pixel_data().train_set
+    array, layout = extract_latents(ctx.trained("agent").module, dataset, cfg.latents.batch_size,
+                                    augmentation, views, cfg.latents.seed, stage_device(cfg))
+    folder = save_latents(ctx.run_dir / "latents", array, layout)
+    ctx.put("latents", Latents(array, layout))
+    log.info("latents: %d rows (%d transitions x %d views) of dim %d (%s) -> %s", len(array), len(dataset),
+             1 + views, layout.dim, ", ".join(f"{f.name}:{f.size}" for f in layout.fields), folder)
     return {"rows": len(array), "dim": layout.dim, "views": views, "folder": str(folder)}

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
 from synthvis.evaluation.report import build_report
+from synthvis.stages.context import RunContext
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run(ctx: RunContext) -> dict[str, Any]:
     """Write the report into the run directory and print its table."""
-    report = build_report(run_dir)
-    log.info("report written to %s:\n%s", run_dir / "report.md", report["markdown"])
+    report = build_report(ctx.run_dir)
+    log.info("report written to %s:\n%s", ctx.run_dir / "report.md", report["markdown"])
     return {"files": [str(path) for path in report["files"]]}

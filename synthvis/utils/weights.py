@@ -27,7 +27,6 @@ def save_weights(path: Path, module: torch.nn.Module, config: DictConfig, **extr
     atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
-
 def load_weights(path: Path, **overrides: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild a module saved by `save_weights` and load its state dict (on CPU).
 
@@ -44,3 +43,8 @@ def load_weights(path: Path, **overrides: Any) -> tuple[torch.nn.Module, dict[st
     module = instantiate(payload["config"], **overrides)
     module.load_state_dict(payload.pop("state_dict"))
     return module, payload
+
+
+def saved_updates(path: Path) -> int:
+    """The update count saved with the weights in `path`, without reading the weights (memory-mapped)."""
+    return int(torch.load(path, map_location="cpu", mmap=True, weights_only=False)["updates"])
