@@ -11,11 +11,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import open_dict
-from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from synthvis.core.normalizer import StandardNormalizer
-from synthvis.lightning_modules.components.ema import EMA, ema_decay
 from synthvis.lightning_modules.components.residual_mlp import ResidualMLPDenoiser
 from synthvis.lightning_modules.diffusion.edm import (
     c_in,
@@ -106,29 +104,35 @@ def test_synther_denoiser_parameter_count(d_in, count):
     assert net(torch.randn(4, d_in), torch.randn(4)).shape == (4, d_in)
 
 
-def test_ema_warmup_and_decay_values():
-    # Copies through the warm-up, then once more at the first update past it (ema_pytorch's `initted`).
-    assert [ema_decay(step) for step in (0, 10, 100, 110)] == [0.0] * 4
-    assert ema_decay(120) == pytest.approx(1 - 21 ** (-2 / 3))  # epoch = k - 101 with k = 121
-    assert ema_decay(1000) == pytest.approx(1 - 901 ** (-2 / 3))
-    assert ema_decay(2927) < 0.995 == ema_decay(2928) == ema_decay(100_000)
+def synther_decay(step: int, beta: float = 0.995, update_every: int = 10, update_after_step: int = 100) -> float:
+    """SynthER's EMA decay at update counter `step` (ema-pytorch 0.1.2, which SynthER pins), 0 = copy the weights:
+    a copy through the warm-up and once more at the first update past it, then min(beta, 1 - (1 + epoch)^(-2/3))."""
+    if step - update_every <= update_after_step:
+        return 0.0
+    return min(beta, 1.0 - (1.0 + step - update_after_step) ** (-2 / 3))
 
-    online = nn.Linear(3, 2)
-    ema = EMA(online, beta=0.995, update_every=10, update_after_step=100)
-    for step in range(125):
+
+def test_the_diffusion_models_ema_follows_synthers_schedule_exactly():
+    assert synther_decay(120) == 1 - 21 ** (-2 / 3) and synther_decay(2928) == 0.995 > synther_decay(2927)
+    model = LatentDiffusion(3, functools.partial(ResidualMLPDenoiser, width=16, depth=1))  # SynthER's EMA settings
+    online, ema = model.denoiser, model.ema.ema_model
+    torch.manual_seed(0)
+    for step in range(3000):
         with torch.no_grad():
-            online.weight.add_(1.0)
-        previous = ema.model.weight.clone()
-        ema.update(online)
-        if step % 10:
-            torch.testing.assert_close(ema.model.weight, previous)  # only every 10th call updates
-        elif step <= 110:
-            torch.testing.assert_close(ema.model.weight, online.weight)
-        else:
-            decay = 1 - 21 ** (-2 / 3)
-            torch.testing.assert_close(ema.model.weight, decay * previous + (1 - decay) * online.weight)
-    assert int(ema.step) == 125
+            for param in online.parameters():
+                if param.requires_grad:
+                    param.add_(torch.randn_like(param), alpha=0.01)
+        expected = [p.clone() for p in ema.parameters()]
+        if step % 10 == 0:  # the float64 update a hand-written EMA does: ema + (1 - decay) (online - ema)
+            for target, param in zip(expected, online.parameters()):
+                target.lerp_(param, 1.0 - synther_decay(step))
+        model.ema.update()
+        if step % 10 == 0 or step < 12:
+            for actual, target in zip(ema.parameters(), expected):
+                torch.testing.assert_close(actual, target, rtol=0, atol=0)
+    assert int(model.ema.step) == 3000
     assert not any(p.requires_grad for p in ema.parameters())
+    assert not any(key.startswith("ema.online") for key in model.state_dict())  # the online model is saved once
 
 
 CENTERS = torch.tensor([[-2.0, -2.0], [-2.0, 2.0], [2.0, -2.0], [2.0, 2.0]])
@@ -229,7 +233,7 @@ def test_same_seed_same_samples_and_rank_split(trained):
 def test_checkpoint_restores_normalizer_and_ema_on_cpu(trained):
     model, _, path = trained
     state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-    assert any(key.startswith("ema.model.") for key in state) and "normalizer.mean" in state
+    assert any(key.startswith("ema.ema_model.") for key in state) and "normalizer.mean" in state
     restored = build_model()
     restored.load_state_dict(state)
     assert restored.skip_dims == [2] and restored.normalizer.skip_dims == [2]

@@ -8,11 +8,11 @@ from typing import Any
 
 import lightning as L
 import torch
+from ema_pytorch import EMA
 from torch import nn
 from tqdm.auto import tqdm
 
 from synthvis.core.normalizer import StandardNormalizer
-from synthvis.lightning_modules.components.ema import EMA
 from synthvis.lightning_modules.diffusion.edm import edm_loss, precondition
 from synthvis.lightning_modules.diffusion.samplers import Sampler
 from synthvis.utils.seeding import derive_seed
@@ -56,7 +56,10 @@ class LatentDiffusion(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["denoiser"])
         self.denoiser = denoiser(d_in=d_in)
-        self.ema = EMA(self.denoiser, ema_decay, ema_update_every, ema_update_after_step)
+        # SynthER's EMA (ema_pytorch.EMA): a copy of the online weights through the warm-up, then an average with the
+        # decay min(beta, 1 - (1 + epoch)^(-2/3)). The online denoiser stays outside the EMA's module tree (saved once).
+        self.ema = EMA(self.denoiser, beta=ema_decay, update_every=ema_update_every,
+                       update_after_step=ema_update_after_step, include_online_model=False)
         self.normalizer = StandardNormalizer(d_in)
         self.register_buffer("skip_mask", torch.zeros(d_in, dtype=torch.bool))
         self.register_buffer("normalizer_fitted", torch.tensor(False))
@@ -99,7 +102,7 @@ class LatentDiffusion(L.LightningModule):
         must hold the EMA of the updates it counts, or a resumed run would miss one EMA update.
         """
         super().optimizer_step(*args, **kwargs)
-        self.ema.update(self.denoiser)
+        self.ema.update()
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         """EDM loss of held-out rows for the online and the EMA denoiser (`val/loss`, `val/loss_ema`).
@@ -109,7 +112,7 @@ class LatentDiffusion(L.LightningModule):
         """
         hp = self.hparams
         x0 = self.normalizer.normalize(batch)
-        for name, net in (("loss", self.denoiser), ("loss_ema", self.ema.model)):
+        for name, net in (("loss", self.denoiser), ("loss_ema", self.ema.ema_model)):
             generator = torch.Generator(self.device).manual_seed(batch_idx)
             loss = edm_loss(net, x0, hp.sigma_data, hp.p_mean, hp.p_std, generator)
             self.log(f"val/{name}", loss, prog_bar=name == "loss", sync_dist=True)
@@ -154,7 +157,7 @@ class LatentDiffusion(L.LightningModule):
         if not self.normalizer_fitted:
             raise RuntimeError("LatentDiffusion has no fitted normalizer: train it or load a trained state "
                                "dict")
-        denoise = functools.partial(precondition, self.ema.model, sigma_data=self.hparams.sigma_data)
+        denoise = functools.partial(precondition, self.ema.ema_model, sigma_data=self.hparams.sigma_data)
         batches = list(enumerate(range(0, num_samples, batch_size)))[rank::world_size]
         chunks = [torch.empty(0, self.hparams.d_in)]
         steps = len(batches) * sampler.num_steps
