@@ -24,7 +24,8 @@ def test_latent_dim_sweep_runs_one_complete_job_per_value(tmp_path):
     (extra / "tiny.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(OmegaConf.from_dotlist(TINY_PIPELINE)))
     sweep = tmp_path / "sweep"
     command = [sys.executable, str(REPO / "train.py"), "-m", "--config-dir", str(tmp_path / "conf"),
-               "experiment=tiny", "latent_dim=32,64", f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep}"]
+               "experiment=tiny", "agent=drqbc", "latent_dim=32,64", f"paths.root_dir={tmp_path}",
+               f"hydra.sweep.dir={sweep}"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=1800, check=False)
     assert result.returncode == 0, result.stderr[-4000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
