@@ -85,6 +85,8 @@ class Rule:
         return self.high is None or not (value > self.high or (self.bounds[1] == ")" and value == self.high))
 
 
+# The variants whose agent sees the original pixels (conf/variant/*.yaml with `override /augment: none`).
+UNAUGMENTED_VARIANTS = ("baseline", "upsampled", "fdd")
 _MIN_IMAGE = min_image_size()
 _IMAGE_WHY = f"the DrQ encoder's convolutions leave no pixels below {_MIN_IMAGE} px; V-D4RL uses 64 or 84"
 
@@ -167,6 +169,7 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.get("matmul_precision") not in MATMUL_PRECISIONS:
         problems.append(f"matmul_precision={cfg.get('matmul_precision')!r}: one of {', '.join(MATMUL_PRECISIONS)} "
                         "(torch.set_float32_matmul_precision; e.g. matmul_precision=high)")
+    problems += _variant_problems(cfg)
     if env_kind == "dmc":
         problems += _dmc_problems(cfg)
     elif env_kind == "procgen":
@@ -176,6 +179,17 @@ def validate_config(cfg: DictConfig) -> None:
                         "(the latent JS divergence's bin edges; e.g. analysis.binning=quantile)")
     if problems:
         raise ConfigError(problems)
+
+
+def _variant_problems(cfg: DictConfig) -> list[str]:
+    """A variant that trains on the original pixels (its config selects augment=none) with augmentation on."""
+    augment = cfg.get("augment") or {}
+    ops = [name for name, op in (augment.get("ops") or {}).items() if op is not None]
+    if cfg.get("variant") not in UNAUGMENTED_VARIANTS or not ops or augment.get("p", 0.5) == 0:
+        return []
+    problem = (f"variant={cfg.variant} trains on the original pixels, but augmentation is on ({', '.join(ops)}): "
+               "drop the augment override (the variant selects augment=none), or use variant=augmented or aug_upsampled")
+    return [problem]
 
 
 def _env_kind(raw: dict[str, Any]) -> str | None:

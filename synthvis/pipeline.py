@@ -69,6 +69,11 @@ def run_config(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> Dict
                              f"{listed}\nRerun it with its own overrides (or just run_dir={run_dir}), or start a new "
                              "run without run_dir/resume.")
         return cfg
+    missing = sorted(set(cfg) - set(saved) - {"hydra"})
+    if missing:
+        raise ValueError(f"{saved_path} was written by a synthvis with another config layout (it has no "
+                         f"{', '.join(missing)}): this version cannot resume it; start a new run without "
+                         "run_dir/resume")
     if "stages" in keys:
         saved.stages = cfg.stages
     saved.paths.output_dir = str(run_dir)  # the directory may have moved since it was saved

@@ -36,7 +36,7 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 TINY_PIPELINE = ["image_size=32", "env.action_repeat=8", "data.source.num_episodes=3", "data.batch_size=16",
                  "agent.hidden_dim=64", "eval.num_episodes=2", "eval.test_envs.modes=[hard]",
                  "eval.test_envs.kinds=[color]", "agent_steps=10", "diffusion.steps=20", "finetune.steps=10",
-                 "diffusion.model.denoiser.width=64", "sample.num_samples=300", "sample=heun", "sample.sampler.num_steps=8",
+                 "diffusion.model.denoiser.width=64", "sample=heun", "sample.num_samples=300", "sample.sampler.num_steps=8",
                  "callbacks.evaluation.every_n_updates=0", "finetune.datamodule.batch_size=32",
                  "trainer.log_every_n_steps=5"]
 
@@ -57,3 +57,16 @@ def compose_config(overrides: list[str], tmp_path: Path):
         cfg.paths.data_dir = str(tmp_path / "data_cache")
         cfg.paths.log_dir = str(tmp_path / "logs")
     return cfg
+
+
+def write_tiny_experiment(conf_dir: Path) -> None:
+    """TINY_PIPELINE as a user's own experiment file <conf_dir>/experiment/tiny.yaml: its config group choices
+    (sample=heun) in the defaults list, its values below."""
+    from omegaconf import OmegaConf
+
+    choices = [o for o in TINY_PIPELINE if (CONF_DIR / o.split("=", 1)[0]).is_dir()]
+    values = OmegaConf.from_dotlist([o for o in TINY_PIPELINE if o not in choices])
+    defaults = "".join(f"  - override /{o.replace('=', ': ', 1)}\n" for o in choices)
+    (conf_dir / "experiment").mkdir(parents=True, exist_ok=True)
+    (conf_dir / "experiment" / "tiny.yaml").write_text(
+        f"# @package _global_\ndefaults:\n{defaults}\n{OmegaConf.to_yaml(values)}")

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from synthvis.stages import agent_cache
 from synthvis.stages.agent_cache import agent_cache_dir, cached_agent, publish_agent, restore_agent
-from tests.helpers import TINY_PIPELINE, compose_config
+from tests.helpers import compose_config, write_tiny_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,7 +24,7 @@ def test_variants_that_train_the_same_agent_share_a_key_and_the_others_do_not(tm
     baseline, upsampled, augmented, method = (cache_dir(tmp_path, f"variant={v}") for v in
                                               ("baseline", "upsampled", "augmented", "aug_upsampled"))
     assert baseline == upsampled and augmented == method
-    assert baseline != augmented  # augment.p = 0 against the paper's augmentations
+    assert baseline != augmented  # augment=none against the paper's augmentations
     assert cache_dir(tmp_path, "variant=baseline", "seed=1") != baseline
     assert cache_dir(tmp_path, "variant=baseline", "agent_steps=7") != baseline
     assert cache_dir(tmp_path, "variant=baseline", "data.source.num_episodes=7") != baseline
@@ -57,9 +56,7 @@ def test_publish_then_restore_copies_the_weights_and_records_where_they_came_fro
 
 @pytest.mark.slow
 def test_a_second_sweep_job_with_the_same_agent_trains_nothing_and_ends_identical(tmp_path):
-    extra = tmp_path / "conf" / "experiment"
-    extra.mkdir(parents=True)
-    (extra / "tiny.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(OmegaConf.from_dotlist(TINY_PIPELINE)))
+    write_tiny_experiment(tmp_path / "conf")
     train = [sys.executable, str(REPO / "train.py")]
     common = ["--config-dir", str(tmp_path / "conf"), "experiment=tiny", f"paths.root_dir={tmp_path}"]
     sweep = tmp_path / "sweep"

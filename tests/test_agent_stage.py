@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -82,13 +83,20 @@ def test_a_killed_run_resumes_without_redoing_finished_stages(tmp_path):
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu(tmp_path):
     # DrQ+BC: two backward passes per update, the case DDP's find_unused_parameters is set for.
-    result = run_train(tmp_path, "stages=[data,agent]", "agent_steps=6", "trainer=ddp_cpu", "agent=drqbc",
-                       "callbacks.evaluation.every_n_updates=0")
+    ddp = ["agent_steps=6", "trainer=ddp_cpu", "agent=drqbc", "callbacks.evaluation.every_n_updates=0"]
+    result = run_train(tmp_path, "stages=[data,agent,latents]", *ddp)
     output = result.stderr + result.stdout
     assert result.returncode == 0, output[-4000:]
     assert "distributed_backend=gloo" in output and "Starting with 2 processes" in output
-    assert (tmp_path / "run" / "agent" / "agent.pt").exists()
-    assert json.loads((tmp_path / "run" / "agent" / "done.json").read_text())["result"]["updates"] == 6
+    run = tmp_path / "run"
+    assert (run / "agent" / "agent.pt").exists()
+    assert json.loads((run / "agent" / "done.json").read_text())["result"]["updates"] == 6
+    # The latents stage took the agent the spawned workers trained from memory: the same latents as from its file.
+    shutil.copytree(run, tmp_path / "again", ignore=shutil.ignore_patterns("latents"))
+    again = subprocess.run([sys.executable, str(REPO / "train.py"), f"run_dir={tmp_path / 'again'}", "stages=[latents]"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=900, check=False)  # its saved config
+    assert again.returncode == 0, (again.stderr + again.stdout)[-4000:]
+    assert (run / "latents" / "latents.npy").read_bytes() == (tmp_path / "again" / "latents" / "latents.npy").read_bytes()
 
 
 @pytest.mark.slow

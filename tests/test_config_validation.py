@@ -161,6 +161,16 @@ def test_analysis_binning_is_one_of_the_two_modes(dmc_config: DictConfig) -> Non
                        "e.g. analysis.binning=quantile)")
 
 
+@pytest.mark.parametrize("variant", ["baseline", "upsampled", "fdd"])
+def test_a_variant_on_original_pixels_refuses_an_augmentation_choice(variant: str, tmp_path: Path) -> None:
+    validate_config(compose_config([f"variant={variant}"], tmp_path))
+    validate_config(compose_config([f"variant={variant}", "augment=none"], tmp_path))
+    [problem] = problems_of(compose_config([f"variant={variant}", "augment=all"], tmp_path))
+    assert problem.startswith(f"variant={variant} trains on the original pixels, but augmentation is on (rotation, ")
+    assert problem.endswith("use variant=augmented or aug_upsampled")
+    validate_config(compose_config(["variant=augmented", "augment=all"], tmp_path))
+
+
 def test_matmul_precision_is_one_of_torchs_settings(dmc_config: DictConfig) -> None:
     assert dmc_config.matmul_precision == "high"  # TF32 matmuls on CUDA; CPU products stay fp32
     validate_config(with_values(dmc_config, matmul_precision="highest"))

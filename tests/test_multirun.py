@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.helpers import TINY_PIPELINE
+from tests.helpers import write_tiny_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,9 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_latent_dim_sweep_runs_one_complete_job_per_value(tmp_path):
     # The tiny settings go in an experiment file of an extra config dir, as a user's own presets would.
-    extra = tmp_path / "conf" / "experiment"
-    extra.mkdir(parents=True)
-    (extra / "tiny.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(OmegaConf.from_dotlist(TINY_PIPELINE)))
+    write_tiny_experiment(tmp_path / "conf")
     sweep = tmp_path / "sweep"
     command = [sys.executable, str(REPO / "train.py"), "-m", "--config-dir", str(tmp_path / "conf"),
                "experiment=tiny", "agent=drqbc", "latent_dim=32,64", f"paths.root_dir={tmp_path}",

@@ -70,7 +70,9 @@ class PooledBC(OfflineAgent):
 
 @pytest.mark.slow
 def test_an_agent_defined_outside_synthvis_runs_through_every_stage(tmp_path):
-    cfg = compose_config([*TINY_PIPELINE, "reuse_agent=false", "analysis.paired_states=8"], tmp_path)
+    csv = ["+logger.csv._target_=lightning.pytorch.loggers.CSVLogger", "+logger.csv.save_dir=${paths.output_dir}",
+           "+logger.csv.name=csv", "+logger.csv.version=null"]  # a second logger beside TensorBoard
+    cfg = compose_config([*TINY_PIPELINE, "reuse_agent=false", "analysis.paired_states=8", *csv], tmp_path)
     with open_dict(cfg):
         cfg.agent = OmegaConf.create({"_target_": f"{__name__}.PooledBC", "obs_shape": "???", "action_dim": "???",
                                       "latent_dim": 8})
@@ -88,3 +90,7 @@ def test_an_agent_defined_outside_synthvis_runs_through_every_stage(tmp_path):
     assert evaluation["weights"] == str(run / "finetune" / "agent.pt")
     assert set(evaluation["envs"]) == {"train", "hard"} and len(evaluation["envs"]["hard"]["returns"]) == 2
     assert set(json.loads((run / "js.json").read_text())["divergence"]) == {"real", "real+synthetic"}
+    for stage in ("agent", "diffusion", "sample", "finetune"):
+        assert (run / "csv" / stage / "metrics.csv").is_file(), stage
+    header = (run / "csv" / "eval" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"hp/train_return", "hp/test_return", "eval/hard/return_mean"} <= set(header)

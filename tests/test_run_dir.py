@@ -86,3 +86,13 @@ def test_rerun_with_the_same_overrides_is_accepted_and_changed_ones_are_refused(
     with pytest.raises(ValueError, match=r"another config.*\n  agent\.latent_dim: 64 -> 128") as error:
         run_config(changed, run, ["latent_dim=128", "seed=1"])
     assert "latent_dim: 64 -> 128" in str(error.value) and "seed" not in str(error.value)
+
+
+def test_a_run_saved_with_another_config_layout_is_refused_by_name(tmp_path):
+    run = saved_run(tmp_path, [])
+    saved = OmegaConf.load(run / "config.yaml")
+    saved.pop("latents")
+    saved.steps = {"agent": 1000}  # as an older synthvis wrote it
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(saved))
+    with pytest.raises(ValueError, match=r"another config layout \(it has no latents\).*start a new run"):
+        run_config(job_config([], tmp_path), run, [f"run_dir={run}"])

@@ -16,7 +16,8 @@ from tests.helpers import compose_config
 def test_callbacks_and_loggers_added_in_config_join_every_training_stage(tmp_path):
     cfg = compose_config(["+callbacks.lr._target_=lightning.pytorch.callbacks.LearningRateMonitor",
                           "+logger.csv._target_=lightning.pytorch.loggers.CSVLogger",
-                          f"+logger.csv.save_dir={tmp_path / 'csv'}", "+logger.csv.version=null"], tmp_path)
+                          "+logger.csv.save_dir=${paths.output_dir}", "+logger.csv.name=csv",
+                          "+logger.csv.version=null"], tmp_path)
     for stage in ("agent", "diffusion", "finetune"):
         stage_dir = tmp_path / "run" / stage
         trainer = build_trainer(cfg, stage, stage_dir, [], "agent.lr", max_steps=1)
@@ -26,3 +27,4 @@ def test_callbacks_and_loggers_added_in_config_join_every_training_stage(tmp_pat
         assert [type(logger) for logger in trainer.loggers] == [TensorBoardLogger, CSVLogger]
         assert all(logger.version == stage for logger in trainer.loggers)  # each stage logs under its name
         assert trainer.default_root_dir == str(stage_dir)
+        assert trainer.loggers[1].log_dir == str(tmp_path / "run" / "csv" / stage)

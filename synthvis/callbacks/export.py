@@ -13,10 +13,10 @@ from synthvis.utils.weights import save_weights
 class ExportWeights(L.Callback):
     """Writes the trained module's portable weights when fit ends, from global rank 0.
 
-    Done inside the training process so that every strategy (including DDP spawn, whose workers' state never
-    returns to the launching process) leaves the same file with the true update count. On fit end rather than
-    train end: a stage resumed from a checkpoint of its last update trains no more, and Lightning then skips the
-    train hooks.
+    Done inside the training process so that every strategy leaves the same file with the true update count
+    (DDP spawn trains in worker processes: Lightning loads rank 0's weights back into the launching process's
+    module, but not the update count). On fit end rather than train end: a stage resumed from a checkpoint of its
+    last update trains no more, and Lightning then skips the train hooks.
     """
 
     def __init__(self, path: Path, config: DictConfig) -> None:

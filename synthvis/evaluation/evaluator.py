@@ -122,7 +122,7 @@ class ZeroShotEvaluator:
         return self._evaluate_env(TRAIN_ENV, random_policy(action_dim, self.seed), record=False)[0]
 
     def pairing(self, num_states: int, seed: int) -> Pairing:
-        """A pairing of `num_states` training-env states for `evaluate_with_observations` (callbacks/paired_states)."""
+        """A pairing of `num_states` training-env states for `evaluate_with_observations` (paired_states.py)."""
         if self.procgen:
             return ProcgenPairing(num_states, self.num_episodes, seed, self.test_envs)
         return DMCPairing(num_states, self.num_episodes, seed)

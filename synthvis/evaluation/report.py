@@ -1,9 +1,10 @@
 """Finished runs -> results.csv, report.md and PNG plots: `python -m synthvis.evaluation.report PATH [--out DIR]`.
 
 A run directory is a folder holding both `config.yaml` (the resolved Hydra config, written first by the
-pipeline) and `eval.json` (written by the eval stage). `<run_dir>/agent/eval.json`, the agent stage's periodic
-evaluation, has no config.yaml beside it and is not a run. Runs are grouped by (task, variant, latent_dim);
-the runs of a group are its seeds. A config without `variant` (older runs) counts as variant "unknown".
+pipeline) and `eval.json` (written by the eval stage). `<run_dir>/<stage>/eval.json`, a training stage's
+end-of-training evaluation (callbacks.evaluation.at_end), has no config.yaml beside it and is not a run. Runs are
+grouped by (task, variant, latent_dim); the runs of a group are its seeds. A config without `variant` (older
+runs) counts as variant "unknown".
 
 `js.json` (optional, beside eval.json) holds latent JS divergences from `synthvis.metrics.js_divergence`:
 

@@ -39,7 +39,8 @@ def log_augmentations(trainer, datamodule: PixelDataModule) -> None:
 def run(ctx: RunContext) -> dict[str, Any]:
     """Train `cfg.agent` for `cfg.agent_steps` updates (or reuse an identical agent) -> `agent`, agent/agent.pt."""
     cfg, stage_dir = ctx.cfg, ctx.run_dir / "agent"
-    cached = cached_agent(cfg) if cfg.reuse_agent and resume_checkpoint(stage_dir) is None else None
+    checkpoint = resume_checkpoint(stage_dir)
+    cached = cached_agent(cfg) if cfg.reuse_agent and checkpoint is None else None
     if cached is not None:
         return restore_agent(cached, stage_dir)  # later stages read it from agent/agent.pt
     datamodule = ctx.pixel_data()
@@ -54,9 +55,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
                             max_steps=cfg.agent_steps)
     log.info("training %s for %d updates at batch %d on %s", agent_cfg._target_.rsplit(".", 1)[-1],
              cfg.agent_steps, datamodule.batch_size, trainer.strategy.root_device)
-    if trainer.is_global_zero and resume_checkpoint(stage_dir) is None:
+    if trainer.is_global_zero and checkpoint is None:
         log_augmentations(trainer, datamodule)
-    updates = fit(trainer, agent, datamodule, stage_dir, weights)
+    updates = fit(trainer, agent, datamodule, checkpoint, weights)
     ctx.put("agent", Trained(agent, updates, agent_cfg, weights))
     result = {"updates": updates, "weights": str(weights), "metrics": trainer_metrics(trainer)}
     if cfg.reuse_agent and trainer.is_global_zero:

@@ -25,10 +25,10 @@ from synthvis.utils.versions import package_versions
 
 log = logging.getLogger(__name__)
 
-# Config keys that shape the agent stage's outputs (its weights and its periodic eval.json).
+# Config keys that shape the agent stage's outputs (its weights and its end-of-training eval.json).
 AGENT_KEYS = ("seed", "env", "image_size", "action_repeat", "latent_dim", "matmul_precision", "data", "augment",
               "agent", "agent_steps", "trainer", "callbacks", "eval")
-FILES = ("agent.pt", "eval.json")  # what a cached agent holds (eval.json only with periodic evaluation)
+FILES = ("agent.pt", "eval.json")  # what a cached agent holds (eval.json only with callbacks.evaluation.at_end)
 SOURCE = "source.json"  # written last: marks a cached agent complete
 
 

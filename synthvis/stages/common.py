@@ -76,16 +76,18 @@ def resume_checkpoint(stage_dir: Path) -> str | None:
     return resumable_checkpoint(stage_dir / "checkpoints")
 
 
-def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, stage_dir: Path,
+def fit(trainer: L.Trainer, module: L.LightningModule, datamodule: L.LightningDataModule, checkpoint: str | None,
         weights: Path) -> int:
-    """Train `module` (resuming from the stage's newest checkpoint) and return the update count it reached.
+    """Train `module` (from `checkpoint` when resuming) and return the update count it reached.
 
-    The module is detached from the Trainer afterwards, so later stages use it as they would a loaded one.
-    `weights` is the file the stage's export callback wrote: a spawned strategy (ddp_spawn) trains in worker
-    processes, and Lightning loads rank 0's weights back into `module` but not the update count.
+    Module and datamodule are detached from the Trainer afterwards and the module's gradients dropped, so later
+    stages use them as they would loaded ones. `weights` is the file the stage's export callback wrote: a spawned
+    strategy (ddp_spawn) trains in worker processes, and Lightning loads rank 0's weights back into `module` but
+    not the update count.
     """
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(stage_dir))
-    module.trainer = None
+    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+    module.trainer = datamodule.trainer = None
+    module.zero_grad(set_to_none=True)
     return trainer.global_step or saved_updates(weights)
 
 

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from synthvis.callbacks.export import ExportWeights
-from synthvis.stages.common import build_trainer, fit, trainer_metrics
+from synthvis.stages.common import build_trainer, fit, resume_checkpoint, trainer_metrics
 from synthvis.stages.context import RunContext, Trained
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     log.info("training the diffusion model (d=%d, %d parameters) for %d updates at batch %d on %d latent rows",
              latents.layout.dim, sum(p.numel() for p in model.denoiser.parameters()), cfg.diffusion.steps,
              datamodule.batch_size, len(datamodule.train_set))
-    updates = fit(trainer, model, datamodule, stage_dir, weights)
+    updates = fit(trainer, model, datamodule, resume_checkpoint(stage_dir), weights)
     ctx.put("diffusion", Trained(model, updates, model_cfg, weights))
     return {"updates": updates, "weights": str(weights), "d_in": latents.layout.dim,
             "metrics": trainer_metrics(trainer)}

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from synthvis.envs.task import task_name
 from synthvis.evaluation.evaluator import TRAIN_ENV, ZeroShotEvaluator, summarize, write_eval_json
@@ -117,13 +118,18 @@ def run(ctx: RunContext) -> dict[str, Any]:
     if js:
         atomic_write_json(run_dir / "js.json", js)
     test_means = [s["return_mean"] for name, s in summary.items() if name != TRAIN_ENV]
+    # TensorBoard's HPARAMS tab compares runs of a sweep on these: final returns against latent_dim, variant, seed.
+    params = {"variant": cfg.get("variant", "unknown"), "latent_dim": cfg.latent_dim, "seed": cfg.seed,
+              "env": task_name(cfg.env) or "unknown"}
+    finals = {"hp/train_return": summary[TRAIN_ENV]["return_mean"],
+              "hp/test_return": float(np.mean(test_means)) if test_means else float("nan")}
     for logger in loggers:
         logger.log_metrics(metrics, step=step)
-        # The HPARAMS tab compares runs of a sweep on these: final returns against latent_dim, variant and seed.
-        logger.log_hyperparams({"variant": cfg.get("variant", "unknown"), "latent_dim": cfg.latent_dim,
-                                "seed": cfg.seed, "env": task_name(cfg.env) or "unknown"},
-                               {"hp/train_return": summary[TRAIN_ENV]["return_mean"],
-                                "hp/test_return": float(np.mean(test_means)) if test_means else float("nan")})
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(params, finals)
+        else:  # the other loggers take hyperparameters alone
+            logger.log_hyperparams(params)
+            logger.log_metrics(finals, step=step)
         logger.finalize("success")
     width = max(map(len, summary))
     log.info("  references on %s: uniform random actions %.1f ± %.1f%s", TRAIN_ENV,

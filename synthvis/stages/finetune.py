@@ -9,7 +9,7 @@ from typing import Any
 from hydra.utils import instantiate
 
 from synthvis.callbacks.export import FullAgentExport
-from synthvis.stages.common import build_trainer, fit, trainer_metrics
+from synthvis.stages.common import build_trainer, fit, resume_checkpoint, trainer_metrics
 from synthvis.stages.context import RunContext, Trained
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
     log.info("fine-tuning %s heads for %d updates on %d real + %d synthetic latents (synthetic ratio %.2f)",
              ", ".join(agent.heads()), cfg.finetune.steps, 0 if ratio == 1 else len(real.array),
              0 if synthetic is None else len(synthetic.array), ratio)
-    updates = fit(trainer, module, datamodule, stage_dir, weights)
+    updates = fit(trainer, module, datamodule, resume_checkpoint(stage_dir), weights)
     ctx.put("finetuned", Trained(agent, updates, base.config, weights))
     return {"updates": updates, "weights": str(weights), "metrics": trainer_metrics(trainer)}

@@ -39,14 +39,14 @@ def extract_latents(
     Rows [0, N) are the transitions as stored; rows [v N, (v + 1) N) are view v, where obs and next_obs of
     each transition went through `augmentation` with one shared parameter draw (from a generator seeded with
     `seed`). The agent runs in eval mode under no_grad, without its training random shift (`latents` never
-    applies it), on `device` (default: where the agent is), which it is moved to. Rewards are the dataset's
+    applies it), on `device` (default: where the agent is), and moved back after. Rewards are the dataset's
     n-step rewards and next latents are taken at t + n; the layout's `discount` is gamma^n.
     """
     if views < 0 or (views > 0 and augmentation is None):
         raise ValueError(f"augmented views need views >= 1 and an augmentation, got views={views}, "
                          f"augmentation={augmentation}")
     device = torch.device(device) if device is not None else agent.device
-    was_training = agent.training
+    was_training, home = agent.training, agent.device
     agent.to(device).eval()
     layout = agent.latent_layout(discount=dataset.gamma**dataset.nstep)
     num = len(dataset)
@@ -63,7 +63,7 @@ def extract_latents(
                 row = view * num + start
                 out[row:row + len(obs)] = layout.pack(transition_fields(agent, batch, obs, next_obs)).cpu().numpy()
                 bar.update(len(obs))
-    agent.train(was_training)
+    agent.to(home).train(was_training)
     return out, layout
 
 

@@ -23,11 +23,12 @@ log = logging.getLogger(__name__)
 def run(ctx: RunContext) -> dict[str, Any]:
     """Draw `sample.num_samples` rows -> `synthetic`, synthetic/; log fidelity diagnostics."""
     cfg = ctx.cfg
-    model = ctx.trained("diffusion").module.to(stage_device(cfg)).eval()
+    model = ctx.trained("diffusion").module
     real = ctx.latents("latents")
     layout = real.layout
-    raw = model.sample(cfg.sample.num_samples, instantiate(cfg.sample.sampler), batch_size=cfg.sample.batch_size,
-                       seed=cfg.seed).numpy()
+    raw = model.to(stage_device(cfg)).eval().sample(cfg.sample.num_samples, instantiate(cfg.sample.sampler),
+                                                    batch_size=cfg.sample.batch_size, seed=cfg.seed).numpy()
+    model.cpu()  # where a loaded model would be
     # Post-processing: tanh latents and actions clipped to [-1, 1], one-hot actions argmaxed, terminals thresholded.
     synthetic = np.asarray(layout.pack(layout.decode(raw)), dtype=np.float32)
     folder = save_latents(ctx.run_dir / "synthetic", synthetic, layout)
@@ -37,7 +38,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
                                            cfg.diffusion.datamodule.seed)
     train = np.asarray(real.array[train_rows], dtype=np.float32)
     held_out = np.asarray(real.array[held_out_rows], dtype=np.float32) if len(held_out_rows) else train
-    diagnostics = fidelity(model.normalizer.cpu().normalize, train, held_out, synthetic)
+    diagnostics = fidelity(model.normalizer.normalize, train, held_out, synthetic)
     log_fidelity(cfg, layout, train, synthetic, diagnostics)
     log.info("synthetic: %d rows -> %s; mean per-dimension W1 (normalized units) synthetic vs held-out real %.3f, "
              "real train vs held-out real %.3f", len(synthetic), folder, diagnostics["w1_synthetic"],
