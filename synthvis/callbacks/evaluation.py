@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from synthvis.evaluation.evaluator import ZeroShotEvaluator, summarize, write_eval_json
 from synthvis.evaluation.video import log_gif
+from synthvis.utils.loggers import tensorboard_writer
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class EvaluationCallback(L.Callback):
         if not callable(getattr(pl_module, "act", None)):
             return None  # the diffusion model: nothing to roll out
         started = time.time()
-        writer = next((logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
+        writer = tensorboard_writer(trainer.loggers)
         log_video = None
         if self.evaluator.video and writer is not None:
             def log_video(name: str, frames: list) -> None:

@@ -12,8 +12,9 @@ from synthvis.callbacks.export import ExportWeights
 from synthvis.datamodules.augmentations import augmentation_grid
 from synthvis.datamodules.pixel import PixelDataModule
 from synthvis.stages.agent_cache import cached_agent, publish_agent, restore_agent
-from synthvis.stages.common import build_trainer, fit, resume_checkpoint, tensorboard_writer, trainer_metrics
+from synthvis.stages.common import build_trainer, fit, resume_checkpoint, trainer_metrics
 from synthvis.stages.context import RunContext, Trained
+from synthvis.utils.loggers import tensorboard_writer
 
 log = logging.getLogger(__name__)
 

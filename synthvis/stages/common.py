@@ -11,7 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from synthvis.callbacks.finite_guard import FiniteGuard
@@ -45,11 +45,6 @@ def build_loggers(cfg: DictConfig, stage: str) -> list[Logger]:
     """Every `_target_` entry of the `logger` group; those with a `version` key log under the stage's name."""
     return [instantiate(spec, **({"version": stage} if "version" in spec else {}))
             for spec in cfg.logger.values() if isinstance(spec, DictConfig) and "_target_" in spec]
-
-
-def tensorboard_writer(loggers: list[Logger]) -> Any | None:
-    """The SummaryWriter of the first TensorBoard logger, for images, figures and histograms (None without one)."""
-    return next((logger.experiment for logger in loggers if isinstance(logger, TensorBoardLogger)), None)
 
 
 def build_trainer(cfg: DictConfig, stage: str, stage_dir: Path, callbacks: list[L.Callback], lr_key: str,

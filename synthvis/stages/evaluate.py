@@ -20,9 +20,10 @@ from synthvis.evaluation.latent_divergence import (
 )
 from synthvis.evaluation.paired_divergence import paired_divergence
 from synthvis.lightning_modules.offline_agent import OfflineAgent
-from synthvis.stages.common import build_loggers, stage_device, stage_result, tensorboard_writer
+from synthvis.stages.common import build_loggers, stage_device, stage_result
 from synthvis.stages.context import RunContext, Trained
 from synthvis.utils.files import atomic_write_json
+from synthvis.utils.loggers import tensorboard_writer
 
 log = logging.getLogger(__name__)
 

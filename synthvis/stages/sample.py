@@ -14,8 +14,9 @@ from synthvis.core.latent_layout import LatentLayout
 from synthvis.datamodules.latent import split_rows
 from synthvis.datamodules.latent_files import save_latents
 from synthvis.metrics.wasserstein import per_dimension_wasserstein
-from synthvis.stages.common import build_loggers, stage_device, tensorboard_writer
+from synthvis.stages.common import build_loggers, stage_device
 from synthvis.stages.context import Latents, RunContext
+from synthvis.utils.loggers import tensorboard_writer
 
 log = logging.getLogger(__name__)
 
