@@ -140,6 +140,7 @@ RULES: tuple[Rule, ...] = (
     Rule("eval.epsilon", float, 0, 1, example=0.0),
     Rule("analysis.bins", int, 1, example=100),
     Rule("analysis.observation_stride", int, 0, example=10),
+    Rule("eval.workers", int, 0, example=2, nullable=True, why="null = this job's CPU share, 0 = in this process"),
     Rule("analysis.paired_states", int, 0, 10_000, example=256,
          why="each state is rendered once per test env, and the latent distance scale compares every two states"),
     Rule("trainer.log_every_n_steps", int, 1, example=20),

@@ -62,7 +62,7 @@ BAD_VALUES: list[tuple[str, Any]] = [
     ("agent.lr", 0), ("agent.lr", -1e-3), ("agent.lr", math.nan), ("agent.lr", math.inf), ("agent.lr", "fast"),
     ("diffusion.model.lr", 0.0), ("finetune.module.lr", -3e-4),
     ("finetune.synthetic_ratio", 1.5), ("finetune.synthetic_ratio", -0.1), ("finetune.datamodule.batch_size", 0),
-    ("eval.num_episodes", 0), ("sample.sampler.num_steps", 0),
+    ("eval.num_episodes", 0), ("eval.workers", -1), ("sample.sampler.num_steps", 0),
     ("diffusion.model.denoiser.width", 0), ("diffusion.model.denoiser.depth", 0),
     ("augment.p", 1.5), ("augment.p", -0.5),
     ("trainer.log_every_n_steps", 0), ("callbacks.model_checkpoint.every_n_train_steps", 0),

@@ -7,6 +7,7 @@ import functools
 import math
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -298,3 +299,14 @@ def test_configs_build_synthers_model_and_both_samplers(tmp_path):
     assert model.hparams.max_steps == cfg.diffusion.steps  # the cosine period follows the stage's length
     heun = instantiate(compose_config(["sample=heun"], tmp_path).sample.sampler)
     assert isinstance(heun, HeunODE) and heun.num_steps == 32
+
+
+def test_the_fidelity_floor_draws_real_rows_from_the_whole_training_set():
+    from synthvis.stages.sample import fidelity
+
+    # Stored rows come in order (original views, then augmented ones): the first rows alone are not the set.
+    rng = np.random.default_rng(0)
+    train = np.concatenate([rng.normal(0, 1, (2000, 3)), rng.normal(3, 1, (2000, 3))]).astype(np.float32)
+    held_out = train[rng.permutation(len(train))[:1000]] + rng.normal(0, 0.01, (1000, 3)).astype(np.float32)
+    result = fidelity(lambda x: x, train, held_out, synthetic=train[:1000], seed=0)
+    assert result["w1_real"] < 0.2 and result["w1_synthetic"] > 1.0  # a subset spans both halves; train[:1000] not

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
+import torch
 
-from synthvis.envs.distractions import DISTRACTION_KINDS, make_distractions
+from synthvis.envs.distractions import DISTRACTION_KINDS
 from synthvis.envs.dmc import DMCPixelEnv
 from synthvis.envs.procgen import ProcgenPixelEnv
-from synthvis.evaluation.paired_states import DMCPairing, Pairing, ProcgenPairing, paired_rollout
-from synthvis.evaluation.rollouts import agent_policy, random_policy, rollout_dmc, rollout_procgen
+from synthvis.evaluation.chunks import EpisodeChunk, episode_chunks
+from synthvis.evaluation.paired_states import DMCPairing, Pairing, ProcgenPairing
+from synthvis.evaluation.rollouts import agent_policy, random_policy
+from synthvis.evaluation.workers import EpisodeWorkers, play
 from synthvis.metrics.generalization import TRAIN_ENV
 from synthvis.utils.files import atomic_write_json
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
+
 
 def dmc_test_envs(modes: Sequence[str] = ("fixed_easy", "fixed_medium", "fixed_hard", "easy", "medium", "hard"),
                   kinds: Sequence[str] = DISTRACTION_KINDS, background_source: str = "procedural",
@@ -59,12 +63,17 @@ class ZeroShotEvaluator:
     Episode i of a DMC env uses task seed `seed + i` and, for per-episode distraction modes, distraction seed
     `seed + i` (fixed modes keep their one distraction); Procgen uses level seeds drawn from `seed` on the
     env's split. Evaluation seeds are disjoint from the data-generation seeds by default (seed 100000).
+    Episodes are played in chunks of `parallel_envs` (chunks.py), in this process or spread over `workers`
+    processes (workers.py) with the same results. Inside `with evaluator:` the workers serve every call.
     """
 
     def __init__(self, env: Callable, test_envs: dict[str, dict[str, Any]] | None = None, num_episodes: int = 10,
-                 seed: int = 100_000, parallel_envs: int = 10, epsilon: float = 0.001, video: bool = False) -> None:
+                 seed: int = 100_000, parallel_envs: int = 10, epsilon: float = 0.001, video: bool = False,
+                 workers: int | None = None) -> None:
         if num_episodes < 1 or parallel_envs < 1:
             raise ValueError(f"eval num_episodes and parallel_envs must be >= 1, got {num_episodes}, {parallel_envs}")
+        if workers is not None and workers < 0:
+            raise ValueError(f"eval.workers must be >= 0 (0 = evaluate in this process) or null, got {workers}")
         target = env.func if isinstance(env, functools.partial) else env
         if target not in (DMCPixelEnv, ProcgenPixelEnv):
             raise ValueError(f"evaluation supports DMCPixelEnv and ProcgenPixelEnv factories, got {target}")
@@ -78,7 +87,26 @@ class ZeroShotEvaluator:
                 raise ValueError(f"test env {name!r} ({overrides}) does not fit a {kind} env; use eval="
                                  f"{'procgen' if self.procgen else 'dmc'}")
         self.num_episodes, self.seed, self.parallel_envs = num_episodes, seed, parallel_envs
-        self.epsilon, self.video = epsilon, video
+        self.epsilon, self.video, self.workers = epsilon, video, workers
+        self._pool: EpisodeWorkers | None = None
+
+    def num_workers(self) -> int:
+        """Worker processes to use: `workers`, or this job's CPU share (its torch threads) when it is null; a
+        share of one evaluates in this process."""
+        if self.workers is not None:
+            return self.workers
+        share = torch.get_num_threads()
+        return share if share > 1 else 0
+
+    def __enter__(self) -> Self:
+        if self.num_workers():
+            self._pool = EpisodeWorkers(self.num_workers())
+        return self
+
+    def __exit__(self, error_type, *exc_info) -> None:
+        if self._pool is not None:
+            self._pool.close(terminate=error_type is not None)
+            self._pool = None
 
     def protocol(self) -> dict[str, Any]:
         """How the numbers were made, saved next to them."""
@@ -92,24 +120,39 @@ class ZeroShotEvaluator:
     def evaluate_with_observations(self, agent, log_video: Callable[[str, list], None] | None = None,
                                    observation_stride: int = 0, pairing: Pairing | None = None
                                    ) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
-        """Returns per env and, with `observation_stride` > 0, every stride-th batch of observations the agent saw;
-        a `pairing` (from `pairing()`) collects its training-env states rendered clean and under each test env."""
+        """Returns per env and, with `observation_stride` > 0, every stride-th batch of observations the agent saw
+        in each chunk; a `pairing` (from `pairing()`) collects its training-env states rendered clean and under
+        each test env."""
+        record = log_video is not None and self.video
+        chunks = {name: self._chunks(name, record) for name in self.test_envs}
+        observed: dict[EpisodeChunk, ObservedPolicy] = {}
+
+        def make_policy(chunk: EpisodeChunk) -> ObservedPolicy:
+            policy = agent_policy(agent, deterministic=True, epsilon=self.epsilon, seed=chunk.policy_seed)
+            observed[chunk] = ObservedPolicy(policy, observation_stride)
+            return observed[chunk]
+
+        # A pairing renders the training env's sampled states in every test env: the training env plays first.
+        phases = [[TRAIN_ENV], [name for name in chunks if name != TRAIN_ENV]] if pairing else [list(chunks)]
         was_training = agent.training
         agent.eval()
-        results, observations = {}, {}
+        played: dict[EpisodeChunk, tuple[list[float], list]] = {}
         try:
-            for name in tqdm(self.test_envs, desc="evaluate", unit="env", leave=False):
-                policy = ObservedPolicy(agent_policy(agent, deterministic=True, epsilon=self.epsilon, seed=self.seed),
-                                        observation_stride)
-                returns, frames = self._evaluate_env(name, policy, record=log_video is not None and self.video,
-                                                     pairing=pairing)
-                results[name] = returns
-                if observation_stride:
-                    observations[name] = policy.observations()
-                if frames and log_video is not None:
-                    log_video(name, frames)
+            with self._workers() as workers:
+                for phase in phases:
+                    todo = [chunk for name in phase for chunk in chunks[name]]
+                    played.update(zip(todo, play(todo, make_policy, pairing, workers), strict=True))
         finally:
             agent.train(was_training)
+        results = {name: [r for chunk in env_chunks for r in played[chunk][0]] for name, env_chunks in chunks.items()}
+        observations = {}
+        if observation_stride:
+            observations = {name: _concatenate([observed[chunk].observations() for chunk in env_chunks])
+                            for name, env_chunks in chunks.items()}
+        if record:
+            for name, env_chunks in chunks.items():
+                if played[env_chunks[0]][1]:
+                    log_video(name, played[env_chunks[0]][1])
         return results, observations
 
     def random_returns(self) -> list[float]:
@@ -119,7 +162,10 @@ class ZeroShotEvaluator:
             env = self.env_factory(seed=self.seed)
             action_dim = env.action_dim
             env.close()
-        return self._evaluate_env(TRAIN_ENV, random_policy(action_dim, self.seed), record=False)[0]
+        chunks = self._chunks(TRAIN_ENV, record=False)
+        with self._workers() as workers:
+            played = play(chunks, lambda chunk: random_policy(action_dim, chunk.policy_seed), None, workers)
+        return [r for returns, _ in played for r in returns]
 
     def pairing(self, num_states: int, seed: int) -> Pairing:
         """A pairing of `num_states` training-env states for `evaluate_with_observations` (paired_states.py)."""
@@ -127,39 +173,20 @@ class ZeroShotEvaluator:
             return ProcgenPairing(num_states, self.num_episodes, seed, self.test_envs)
         return DMCPairing(num_states, self.num_episodes, seed)
 
-    def _evaluate_env(self, name: str, policy, record: bool, pairing: Pairing | None = None
-                      ) -> tuple[list[float], list]:
-        overrides, returns, frames = self.test_envs[name], [], []
-        for first in range(0, self.num_episodes, self.parallel_envs):
-            count = min(self.parallel_envs, self.num_episodes - first)
-            keep = 0 if record and first == 0 else None
-            if self.procgen:
-                env = self.env_factory(num_envs=count, seed=self.seed + first, **overrides)
-                try:
-                    with paired_rollout(pairing, name, first, env) as rollout_env:
-                        chunk, chunk_frames = rollout_procgen(rollout_env, policy, record=keep)
-                finally:
-                    env.close()
-            else:
-                envs = [self._dmc_env(first + i, overrides) for i in range(count)]
-                try:
-                    with paired_rollout(pairing, name, first, envs) as rollout_envs:
-                        chunk, chunk_frames = rollout_dmc(rollout_envs, policy, record=keep)
-                finally:
-                    for env in envs:
-                        env.close()
-            returns += chunk
-            frames = frames or chunk_frames
-        return returns, frames
+    def _chunks(self, name: str, record: bool) -> list[EpisodeChunk]:
+        return episode_chunks(self.env_factory, self.procgen, self.seed, name, self.test_envs[name],
+                              self.num_episodes, self.parallel_envs, record)
 
-    def _dmc_env(self, episode: int, overrides: dict[str, Any]) -> DMCPixelEnv:
-        env = self.env_factory(seed=self.seed + episode)
-        distraction = overrides.get("distraction")
-        if distraction:
-            fixed = distraction["mode"].startswith("fixed_")
-            env.distractions = make_distractions(env.domain, camera_id=env.camera_id,
-                                                 seed=None if fixed else self.seed + episode, **distraction)
-        return env
+    def _workers(self) -> AbstractContextManager[EpisodeWorkers | None]:
+        """The open pool inside `with evaluator:`; else a pool for this call, or none (in this process)."""
+        if self._pool is not None:
+            return nullcontext(self._pool)
+        return EpisodeWorkers(self.num_workers()) if self.num_workers() else nullcontext(None)
+
+
+def _concatenate(batches: list[np.ndarray]) -> np.ndarray:
+    kept = [batch for batch in batches if batch.size]
+    return np.concatenate(kept) if kept else np.zeros((0,), dtype=np.uint8)
 
 
 def summarize(results: dict[str, list[float]]) -> dict[str, dict[str, Any]]:

@@ -82,6 +82,18 @@ class DMCPairing:
             self._samples[episode] = (np.stack([recorder.states[i] for i in needed]),
                                       index.reshape(len(steps), -1))
 
+    def fork(self) -> DMCPairing:
+        """A pairing for one chunk played elsewhere: the sampled states so far, no observations yet."""
+        forked = DMCPairing(self.num_states, self.num_episodes, self.seed)
+        forked._samples = dict(self._samples)
+        return forked
+
+    def merge(self, other: DMCPairing) -> None:
+        """Take in what a fork collected."""
+        self._samples.update(other._samples)
+        for name, per_episode in other._observations.items():
+            self._observations.setdefault(name, {}).update(per_episode)
+
     def observations(self) -> PairedObservations:
         """The pairs of every evaluated env, in episode order."""
         stacked = {name: np.concatenate([per[e] for e in sorted(per)]) for name, per in self._observations.items()}
@@ -111,6 +123,16 @@ class ProcgenPairing:
             steps = sampled_steps(len(actions), self.num_states, self.num_episodes, first + i, self.seed)
             if len(steps):
                 self._frames[first + i], self._states[first + i] = replay_level(env.game, level, actions, steps)
+
+    def fork(self) -> ProcgenPairing:
+        """A pairing for one chunk played elsewhere, with nothing collected yet."""
+        return ProcgenPairing(self.num_states, self.num_episodes, self.seed, self.test_envs)
+
+    def merge(self, other: ProcgenPairing) -> None:
+        """Take in what a fork collected."""
+        self.game = self.game or other.game
+        self._frames.update(other._frames)
+        self._states.update(other._states)
 
     def observations(self) -> PairedObservations:
         """The clean frames, each visual variant's drawing of their states, and the test envs without pairs."""

@@ -13,7 +13,7 @@ from synthvis.envs.procgen import NUM_ACTIONS, ProcgenPixelEnv
 Policy = Callable[[np.ndarray], np.ndarray]  # (n, C, H, W) uint8 -> actions
 
 
-def agent_policy(agent, deterministic: bool = True, epsilon: float = 0.0, seed: int = 0) -> Policy:
+def agent_policy(agent, deterministic: bool = True, epsilon: float = 0.0, seed: int | Sequence[int] = 0) -> Policy:
     """Wrap an OfflineAgent as a numpy batch policy on the agent's device (epsilon-greedy for discrete agents)."""
     rng = np.random.default_rng(seed)
 
@@ -30,7 +30,7 @@ def agent_policy(agent, deterministic: bool = True, epsilon: float = 0.0, seed: 
     return act
 
 
-def random_policy(action_dim: int | None, seed: int = 0) -> Policy:
+def random_policy(action_dim: int | None, seed: int | Sequence[int] = 0) -> Policy:
     """Uniformly random actions: in [-1, 1]^action_dim for dm_control, any of Procgen's actions if action_dim is None."""
     rng = np.random.default_rng(seed)
 

@@ -90,11 +90,12 @@ def run(ctx: RunContext) -> dict[str, Any]:
     agent = trained.module.to(stage_device(cfg))
     evaluator: ZeroShotEvaluator = instantiate(cfg.eval)
     pairing = evaluator.pairing(cfg.analysis.paired_states, cfg.seed) if cfg.analysis.paired_states else None
-    results, observations = evaluator.evaluate_with_observations(
-        agent, observation_stride=cfg.analysis.observation_stride, pairing=pairing)
+    with evaluator:  # one set of worker processes for the agent's episodes and the random reference's
+        results, observations = evaluator.evaluate_with_observations(
+            agent, observation_stride=cfg.analysis.observation_stride, pairing=pairing)
+        references = reference_returns(evaluator, run_dir)
     summary = summarize(results)
     step = trained.updates
-    references = reference_returns(evaluator, run_dir)
     write_eval_json(run_dir / "eval.json", results, evaluator, step,
                     extra={"weights": str(trained.path), "references": references})
 
