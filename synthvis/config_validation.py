@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import (
     InterpolationResolutionError,
@@ -26,6 +28,7 @@ from synthvis.envs.procgen import PROCGEN_GAMES
 from synthvis.envs.rendering import RenderingUnavailableError, import_suite
 from synthvis.lightning_modules.components.drq_encoder import min_image_size
 from synthvis.metrics.js_divergence import BINNINGS
+from synthvis.utils.distributed import relaunches_command_line
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +174,7 @@ def validate_config(cfg: DictConfig) -> None:
         problems.append(f"matmul_precision={cfg.get('matmul_precision')!r}: one of {', '.join(MATMUL_PRECISIONS)} "
                         "(torch.set_float32_matmul_precision; e.g. matmul_precision=high)")
     problems += _variant_problems(cfg)
+    problems += _multirun_problems(cfg)
     if env_kind == "dmc":
         problems += _dmc_problems(cfg)
     elif env_kind == "procgen":
@@ -190,6 +194,22 @@ def _variant_problems(cfg: DictConfig) -> list[str]:
         return []
     problem = (f"variant={cfg.variant} trains on the original pixels, but augmentation is on ({', '.join(ops)}): "
                "drop the augment override (the variant selects augment=none), or use variant=augmented or aug_upsampled")
+    return [problem]
+
+
+def _multirun_problems(cfg: DictConfig) -> list[str]:
+    """A multirun job whose Trainer would start its other ranks by running the command line again: every rank
+    would run the whole sweep (-m and its overrides) once more, each in a sweep directory of its own."""
+    trainer = cfg.get("trainer")
+    if trainer is None or not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return []
+    if not relaunches_command_line(trainer):
+        return []
+    problem = (f"trainer.strategy={trainer.get('strategy', 'auto')!r} with trainer.devices={trainer.get('devices')!r} "
+               "in a multirun (-m): Lightning starts this strategy's other processes by running the command line "
+               "again, which reruns the whole sweep once per process; in a multirun use a spawned strategy "
+               "(trainer=ddp_cpu, or trainer.strategy=ddp_spawn_find_unused_parameters_true), or start each job as "
+               "its own `python train.py trainer=ddp ...` (one run directory per command)")
     return [problem]
 
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from synthvis.config_validation import validate_config
-from synthvis.stages import STAGES
+from synthvis.stages import STAGES, TRAINING_STAGES
 from synthvis.stages.common import stage_marker, stage_result
 from synthvis.stages.context import RunContext
+from synthvis.utils.distributed import nonzero_rank
 from synthvis.utils.files import atomic_write_json, atomic_write_text
 from synthvis.utils.seeding import seed_stage
 from synthvis.utils.threads import set_job_threads
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 
 # Config keys a rerun may change without changing what the run computes.
 RERUN_KEYS = frozenset({"run_dir", "resume", "stages", "paths.output_dir"})
+POLL_SECONDS = 1.0  # how often a DDP rank other than 0 looks for the marker of a stage rank 0 runs alone
 
 
 def override_key(override: str) -> str:
@@ -80,12 +84,25 @@ def run_config(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> Dict
     return saved
 
 
+def run_dir_given(cfg: DictConfig) -> bool:
+    """Whether the run directory was given (run_dir, resume, or hydra.run.dir: Lightning's launcher passes rank 0's
+    to the ranks it starts) rather than made fresh from this process's clock."""
+    hydra_overrides = HydraConfig.get().overrides.hydra if HydraConfig.initialized() else []
+    return bool(cfg.run_dir or cfg.resume) or any(override_key(o) == "hydra.run.dir" for o in hydra_overrides)
+
+
 def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Run `cfg.stages` in order inside `cfg.paths.output_dir`; returns each stage's result.
 
     `overrides` are the command line's; an existing run directory continues with its saved config (see run_config).
+    A DDP rank other than 0 only joins rank 0's training stages (see follow_stages).
     """
     run_dir = Path(cfg.paths.output_dir).resolve()
+    rank = nonzero_rank(os.environ)
+    if rank is not None and not run_dir_given(cfg):
+        raise ValueError(f"{rank} makes this process a rank other than 0, but its run directory {run_dir} is a fresh "
+                         "one of its own, not rank 0's: start every rank with the same run_dir=<a directory every "
+                         "machine sees> (Lightning's launcher passes rank 0's to the ranks it starts)")
     cfg = run_config(cfg, run_dir, overrides)
     validate_config(cfg)  # every bad value at once, before anything is written
     unknown = [stage for stage in cfg.stages if stage not in STAGES]
@@ -93,6 +110,8 @@ def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, An
         raise ValueError(f"unknown stage(s) {unknown} in stages={list(cfg.stages)}; available: {list(STAGES)}")
     torch.set_float32_matmul_precision(cfg.matmul_precision)
     threads = set_job_threads(cfg.threads)
+    if rank is not None:
+        return follow_stages(cfg, run_dir, rank)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     atomic_write_json(run_dir / "versions.json", {**package_versions(), "seed": cfg.seed, "threads": threads})
@@ -114,3 +133,42 @@ def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, An
         log.info("[%s] finished in %.1f s", stage, seconds)
         results[stage] = result
     return results
+
+
+def follow_stages(cfg: DictConfig, run_dir: Path, rank: str) -> dict[str, Any]:
+    """The pipeline on a DDP rank other than 0 (`rank`: the variable that says so): train with rank 0, write nothing.
+
+    Lightning's subprocess launcher (strategy ddp) starts the other ranks by running the command line again in
+    rank 0's run directory, when rank 0's first training stage starts to fit; launchers that start every rank at
+    once must give each the same run_dir. Each rank runs the training stages with rank 0 (their Trainers are
+    collective: DDP syncs the gradients, rank 0 alone writes checkpoints, logs and weights) and waits for rank 0's
+    marker of every other stage, whose files it then reads as a resumed run would. It stops after the last
+    training stage: nothing after it needs this rank.
+    """
+    trained = [index for index, stage in enumerate(cfg.stages) if stage in TRAINING_STAGES]
+    stages = list(cfg.stages)[:trained[-1] + 1] if trained else []
+    context = RunContext(cfg, run_dir)
+    parent = os.getppid()  # under Lightning's launcher, rank 0
+    results: dict[str, Any] = {}
+    for stage in stages:
+        result = stage_result(run_dir, stage)
+        if result is None and stage in TRAINING_STAGES:
+            log.info("[%s] %s: training with rank 0", stage, rank)
+            seed_stage(cfg.seed, stage)
+            result = STAGES[stage](context)
+        elif result is None:
+            result = await_stage(run_dir, stage, parent)
+        results[stage] = result
+    log.info("%s: no training stage left; rank 0 finishes the run in %s", rank, run_dir)
+    return results
+
+
+def await_stage(run_dir: Path, stage: str, parent: int) -> dict[str, Any]:
+    """`stage`'s result once rank 0 has written its marker; fails when the process that started this one exits."""
+    log.info("[%s] waiting for rank 0 to finish it in %s", stage, run_dir / stage)
+    while (result := stage_result(run_dir, stage)) is None:
+        if os.getppid() != parent:
+            raise RuntimeError(f"the process that started this rank (rank 0 under Lightning's launcher) exited "
+                               f"before finishing [{stage}] in {run_dir}; its log says why")
+        time.sleep(POLL_SECONDS)
+    return result

@@ -12,3 +12,7 @@ STAGES = {
     "eval": evaluate.run,
     "report": report.run,
 }
+
+# The stages that fit a Lightning Trainer. Under DDP every rank runs them together; the other stages run on rank 0
+# alone, and the other ranks read what they wrote (see pipeline.follow_stages).
+TRAINING_STAGES = frozenset({"agent", "diffusion", "finetune"})
