@@ -1,0 +1,125 @@
+"""What a training stage costs beyond its update: stage ms/update, bare ms/update and their ratio.
+
+    python bench/stage_overhead.py --out DIR [--updates 1000] [--augments paper none] [-- train.py overrides]
+
+For each --augments choice, runs `train.py` (the quickstart unless overridden) through the agent, latents,
+diffusion and fine-tuning stages for --updates updates each (the later stages only for the first choice: they do
+not augment). Stage ms/update is the wall time between logged steps over the last three quarters of the stage
+(TensorBoard wall times, as bench/precision.py), so start-up is left out and the loop's data loading, per-update
+seeding, checks, logging, checkpointing and validation are in. The bare update is the same module and the same
+stage datamodule's first batch, fitted by a Lightning Trainer that replays that one batch with no callbacks,
+loggers or validation: the stage's augmentation still runs on it (on_after_batch_transfer), so the ratio is the
+loop's cost alone. Both are wall time per update over the last three quarters of the updates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from precision import ms_per_update, stage_scalars
+from torch.utils.data import DataLoader, Dataset
+
+from synthvis.stages.context import RunContext
+
+STAGES = ("agent", "diffusion", "finetune")
+
+
+class Replay(Dataset):
+    """One batch, returned for every index (the loader adds nothing: batch_size=None)."""
+
+    def __init__(self, batch, length: int) -> None:
+        self.batch, self.length = batch, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        return self.batch
+
+
+class UpdateTimer(L.Callback):
+    """When each update starts."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self.starts.append(time.perf_counter())
+
+    def ms_per_update(self) -> float:
+        """Wall milliseconds per update over the last three quarters, as the stage's are measured."""
+        later = self.starts[len(self.starts) // 4:]
+        return 1000 * (later[-1] - later[0]) / (len(later) - 1)
+
+
+def stage_parts(ctx: RunContext, stage: str) -> tuple[L.LightningModule, L.LightningDataModule]:
+    """The module a stage trains and its datamodule, set up, as the stage builds them from the run's config."""
+    cfg = ctx.cfg
+    if stage == "agent":
+        return ctx.trained("agent").module, ctx.pixel_data()
+    latents = ctx.latents("latents")
+    if stage == "diffusion":
+        datamodule = instantiate(cfg.diffusion.datamodule, data=latents.array, layout=latents.layout)
+        datamodule.setup("fit")
+        return ctx.trained("diffusion").module, datamodule
+    base = ctx.trained("agent")
+    module = instantiate(cfg.finetune.module, agent=base.module, layout=latents.layout, base_updates=base.updates)
+    synthetic = ctx.latents("synthetic").array
+    datamodule = instantiate(cfg.finetune.datamodule, real=latents.array, synthetic=synthetic, layout=latents.layout)
+    datamodule.setup("fit")
+    return module, datamodule
+
+
+def bare_ms(module: L.LightningModule, datamodule: L.LightningDataModule, updates: int) -> float:
+    """ms per update on a replayed batch of the stage's own loader (augmentation hooks kept)."""
+    batch = next(iter(datamodule.train_dataloader()))
+    datamodule.train_dataloader = lambda: DataLoader(Replay(batch, updates), batch_size=None)
+    timer = UpdateTimer()
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=updates, limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[timer])
+    trainer.fit(module, datamodule=datamodule)
+    return timer.ms_per_update()
+
+
+def main() -> None:
+    """Run the stages, time the bare updates, print the table and write DIR/stage_overhead.json."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--updates", type=int, default=1000)
+    parser.add_argument("--augments", nargs="+", default=["paper", "none"])
+    parser.add_argument("overrides", nargs="*", help="train.py overrides shared by every run")
+    args = parser.parse_args()
+    rows = []
+    for index, augment in enumerate(args.augments):
+        run_dir = args.out / f"augment_{augment}"
+        stages = ["data", "agent", *(["latents", "diffusion", "sample", "finetune"] if index == 0 else [])]
+        subprocess.run([sys.executable, "train.py", f"run_dir={run_dir}", f"augment={augment}", "reuse_agent=false",
+                        f"stages=[{','.join(stages)}]", f"agent_steps={args.updates}",
+                        f"diffusion.steps={args.updates}", f"finetune.steps={args.updates}", *args.overrides],
+                       check=True)
+        ctx = RunContext(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), run_dir)
+        for stage in (s for s in STAGES if s in stages):
+            stage_ms = ms_per_update(next(iter(stage_scalars(run_dir, stage).values())))
+            bare = bare_ms(*stage_parts(ctx, stage), args.updates)
+            rows.append({"stage": stage, "augment": augment if stage == "agent" else "-", "stage_ms": stage_ms,
+                         "bare_ms": bare, "ratio": stage_ms / bare})
+    (args.out / "stage_overhead.json").write_text(json.dumps(rows, indent=1))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.updates} updates per stage")
+    print("| stage | augment | stage ms/update | bare ms/update | ratio |\n|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['stage']} | {row['augment']} | {row['stage_ms']:.2f} | {row['bare_ms']:.2f} | "
+              f"{row['ratio']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
