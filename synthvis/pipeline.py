@@ -17,6 +17,7 @@ from synthvis.config_validation import validate_config
 from synthvis.stages import STAGES, TRAINING_STAGES
 from synthvis.stages.common import stage_marker, stage_result
 from synthvis.stages.context import RunContext
+from synthvis.utils.checkpoints import drop_resume_state
 from synthvis.utils.distributed import nonzero_rank
 from synthvis.utils.files import atomic_write_json, atomic_write_text
 from synthvis.utils.seeding import seed_stage
@@ -130,6 +131,8 @@ def run_pipeline(cfg: DictConfig, overrides: Sequence[str] = ()) -> dict[str, An
         seconds = time.time() - started
         marker = {"stage": stage, "seconds": round(seconds, 2), "result": result}
         atomic_write_json(stage_marker(run_dir, stage), marker)
+        if stage in TRAINING_STAGES:
+            drop_resume_state(run_dir / stage / "checkpoints")  # disk: paper scale's three are ~280 MB per run
         log.info("[%s] finished in %.1f s", stage, seconds)
         results[stage] = result
     return results

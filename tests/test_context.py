@@ -9,6 +9,7 @@ import pytest
 from omegaconf import open_dict
 
 from synthvis.pipeline import run_pipeline
+from synthvis.stages import TRAINING_STAGES
 from tests.helpers import TINY_PIPELINE, compose_config
 
 STAGES = ["data", "agent", "latents", "diffusion", "sample", "finetune", "eval"]
@@ -34,3 +35,6 @@ def test_one_process_and_one_process_per_stage_end_with_the_same_files(tmp_path)
         assert (together / name).read_bytes() == (apart / name).read_bytes(), name
     returns = [json.loads((run / "eval.json").read_text())["envs"] for run in (together, apart)]
     assert returns[0] == returns[1]
+    # A finished training stage keeps its weights, not the last.ckpt that only an unfinished one resumes from.
+    for run in (together, apart):
+        assert [path for stage in TRAINING_STAGES for path in (run / stage).rglob("*.ckpt")] == []

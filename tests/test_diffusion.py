@@ -298,7 +298,7 @@ def test_configs_build_synthers_model_and_both_samplers(tmp_path):
     assert instantiate(cfg.sample.sampler) == KarrasSDE()
     assert model.hparams.max_steps == cfg.diffusion.steps  # the cosine period follows the stage's length
     heun = instantiate(compose_config(["sample=heun"], tmp_path).sample.sampler)
-    assert isinstance(heun, HeunODE) and heun.num_steps == 32
+    assert isinstance(heun, HeunODE) and heun.num_steps == 16
 
 
 def test_the_fidelity_floor_draws_real_rows_from_the_whole_training_set():

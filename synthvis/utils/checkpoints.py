@@ -54,6 +54,12 @@ def resumable_checkpoint(folder: Path) -> str | None:
     return None
 
 
+def drop_resume_state(folder: Path) -> None:
+    """Delete a finished stage's last.ckpt: only an unfinished stage resumes from it (the weights file it exported
+    is what later stages and runs read; step checkpoints kept on request stay)."""
+    (folder / LAST).unlink(missing_ok=True)
+
+
 def checkpoint_bytes(module: torch.nn.Module, optimizers: list[torch.optim.Optimizer]) -> int:
     """Estimated size of one checkpoint: the module's state plus two Adam moments per optimized parameter."""
     state = sum(t.numel() * t.element_size() for t in module.state_dict().values())
