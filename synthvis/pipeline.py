@@ -81,8 +81,21 @@ def run_config(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> Dict
                          "run_dir/resume")
     if "stages" in keys:
         saved.stages = cfg.stages
-    saved.paths.output_dir = str(run_dir)  # the directory may have moved since it was saved
-    return saved
+    return relocated(saved, saved.paths.output_dir, str(run_dir))  # the directory may have moved since
+
+
+def relocated(cfg: DictConfig, old: str, new: str) -> DictConfig:
+    """`cfg` with every path in directory `old` (saved resolved: the logger's save_dir, run_dir) moved to `new`."""
+    def move(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: move(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [move(item) for item in value]
+        if isinstance(value, str) and (value == old or value.startswith(old.rstrip("/") + "/")):
+            return new + value[len(old.rstrip("/")):]
+        return value
+
+    return cfg if old == new else OmegaConf.create(move(OmegaConf.to_container(cfg)))
 
 
 def run_dir_given(cfg: DictConfig) -> bool:

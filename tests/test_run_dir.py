@@ -96,3 +96,14 @@ def test_a_run_saved_with_another_config_layout_is_refused_by_name(tmp_path):
     (run / "config.yaml").write_text(OmegaConf.to_yaml(saved))
     with pytest.raises(ValueError, match=r"another config layout \(it has no latents\).*start a new run"):
         run_config(job_config([], tmp_path), run, [f"run_dir={run}"])
+
+
+def test_a_moved_run_writes_into_its_new_directory(tmp_path):
+    run = saved_run(tmp_path, [])
+    saved = OmegaConf.load(run / "config.yaml")
+    old = saved.paths.output_dir
+    assert saved.logger.tensorboard.save_dir == old  # saved resolved: the old directory, written out
+    moved = run.rename(tmp_path / "moved")
+    cfg = run_config(job_config([], tmp_path), moved, [f"run_dir={moved}"])
+    assert cfg.paths.output_dir == cfg.logger.tensorboard.save_dir == str(moved)
+    assert cfg.paths.data_dir == saved.paths.data_dir  # paths outside the run stay
