@@ -77,3 +77,23 @@ def test_workers_default_to_the_jobs_cpu_share():
     assert ZeroShotEvaluator(TINY_DMC, workers=0).num_workers() == 0
     with pytest.raises(ValueError, match="eval.workers must be >= 0"):
         ZeroShotEvaluator(TINY_DMC, workers=-1)
+
+
+def test_an_evaluation_of_some_envs_plays_those_alone():
+    test_envs = dmc_test_envs(modes=["hard"], kinds=["color"])
+    evaluator = ZeroShotEvaluator(TINY_DMC, test_envs, num_episodes=2, seed=3, workers=0)
+    everything = evaluator.evaluate(PixelMeanAgent())
+    assert evaluator.evaluate(PixelMeanAgent(), envs=["train"]) == {"train": everything["train"]}
+    with pytest.raises(ValueError, match=r"no env \['easy'\] to evaluate"):
+        evaluator.evaluate(PixelMeanAgent(), envs=["easy"])
+
+
+def test_periodic_evaluation_can_leave_the_test_envs_to_the_eval_stage():
+    from types import SimpleNamespace
+
+    from synthvis.callbacks.evaluation import EvaluationCallback
+
+    evaluator = ZeroShotEvaluator(TINY_DMC, dmc_test_envs(modes=["hard"], kinds=["color"]), num_episodes=1, workers=0)
+    trainer = SimpleNamespace(loggers=[])
+    assert list(EvaluationCallback(evaluator, test_envs=False)._run(trainer, PixelMeanAgent(), 10)) == ["train"]
+    assert list(EvaluationCallback(evaluator)._run(trainer, PixelMeanAgent(), 10)) == ["train", "hard"]

@@ -1,4 +1,4 @@
-"""Each job takes its share of the CPUs: the config, SLURM, OMP_NUM_THREADS, else CPUs / parallel jobs."""
+"""Each job takes its share of the CPUs: the config, SLURM, OMP_NUM_THREADS, the launcher's cpus_per_task, else CPUs / jobs."""
 
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def test_the_thread_count_comes_from_the_first_source_that_sets_it():
     assert job_threads(None, {}, 2, 2) == (1, "2 CPUs / 2 parallel jobs")
     assert job_threads(None, {}, 2, 5) == (1, "2 CPUs / 5 parallel jobs")  # never 0
     assert job_threads(None, {}, 8, 1) == (8, "8 CPUs / 1 parallel job")
+    # submitit_local: the launcher's cpus_per_task, below the variables a cluster or the user sets
+    assert job_threads(None, {}, 8, 1, launcher_cpus=2) == (2, "hydra.launcher.cpus_per_task")
+    assert job_threads(None, slurm, 8, 1, launcher_cpus=2) == (6, "SLURM_CPUS_PER_TASK")
 
 
 @pytest.mark.slow

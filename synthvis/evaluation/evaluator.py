@@ -113,18 +113,23 @@ class ZeroShotEvaluator:
         return {"episodes": self.num_episodes, "seed": self.seed, "deterministic": True,
                 "epsilon": self.epsilon if self.procgen else 0.0, "test_envs": self.test_envs}
 
-    def evaluate(self, agent, log_video: Callable[[str, list], None] | None = None) -> dict[str, list[float]]:
-        """Episode returns per env name (the agent is put in eval mode for the duration)."""
-        return self.evaluate_with_observations(agent, log_video)[0]
+    def evaluate(self, agent, log_video: Callable[[str, list], None] | None = None,
+                 envs: Sequence[str] | None = None) -> dict[str, list[float]]:
+        """Episode returns per env name, of `envs` (default: all); the agent is in eval mode for the duration."""
+        return self.evaluate_with_observations(agent, log_video, envs=envs)[0]
 
     def evaluate_with_observations(self, agent, log_video: Callable[[str, list], None] | None = None,
-                                   observation_stride: int = 0, pairing: Pairing | None = None
+                                   observation_stride: int = 0, pairing: Pairing | None = None,
+                                   envs: Sequence[str] | None = None
                                    ) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
-        """Returns per env and, with `observation_stride` > 0, every stride-th batch of observations the agent saw
-        in each chunk; a `pairing` (from `pairing()`) collects its training-env states rendered clean and under
-        each test env."""
+        """Returns per env of `envs` (default: the training env and every test env) and, with `observation_stride`
+        > 0, every stride-th batch of observations the agent saw in each chunk; a `pairing` (from `pairing()`)
+        collects its training-env states rendered clean and under each test env."""
         record = log_video is not None and self.video
-        chunks = {name: self._chunks(name, record) for name in self.test_envs}
+        unknown = set(envs or ()) - set(self.test_envs)
+        if unknown:
+            raise ValueError(f"no env {sorted(unknown)} to evaluate; the envs are {list(self.test_envs)}")
+        chunks = {name: self._chunks(name, record) for name in (envs or self.test_envs)}
         observed: dict[EpisodeChunk, ObservedPolicy] = {}
 
         def make_policy(chunk: EpisodeChunk) -> ObservedPolicy:
@@ -134,6 +139,7 @@ class ZeroShotEvaluator:
 
         # A pairing renders the training env's sampled states in every test env: the training env plays first.
         phases = [[TRAIN_ENV], [name for name in chunks if name != TRAIN_ENV]] if pairing else [list(chunks)]
+        phases = [[name for name in phase if name in chunks] for phase in phases]
         was_training = agent.training
         agent.eval()
         played: dict[EpisodeChunk, tuple[list[float], list]] = {}

@@ -27,29 +27,36 @@ def parallel_jobs(n_jobs: int | None, cpus: int) -> int:
     return max(1, cpus + 1 + n_jobs) if n_jobs < 0 else n_jobs
 
 
-def job_threads(configured: int | None, environ: Mapping[str, str], cpus: int, jobs: int) -> tuple[int, str]:
-    """(threads, why): the config's value, else SLURM's cpus-per-task, else OMP_NUM_THREADS, else cpus ÷ jobs."""
+def job_threads(configured: int | None, environ: Mapping[str, str], cpus: int, jobs: int,
+                launcher_cpus: int | None = None) -> tuple[int, str]:
+    """(threads, why): the config's value, else SLURM's cpus-per-task, else OMP_NUM_THREADS, else the launcher's
+    cpus_per_task, else cpus ÷ jobs."""
     if configured is not None:
         return configured, "threads"
     for variable in ("SLURM_CPUS_PER_TASK", "OMP_NUM_THREADS"):
         if environ.get(variable, "").isdigit() and int(environ[variable]) > 0:
             return int(environ[variable]), variable
+    if launcher_cpus:  # submitit's local executor runs the jobs at once and exports no SLURM variable
+        return launcher_cpus, "hydra.launcher.cpus_per_task"
     return max(1, cpus // jobs), f"{cpus} CPUs / {jobs} parallel job{'s' * (jobs > 1)}"
 
 
-def launcher_jobs() -> int | None:
-    """n_jobs of the Hydra launcher running this job (joblib's), None outside Hydra or for other launchers."""
+def launcher_share() -> tuple[int | None, int | None]:
+    """(n_jobs, cpus_per_task) of the Hydra launcher running this job (joblib's, submitit's); None for each that it
+    does not set, or outside Hydra."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
-        return None
-    return HydraConfig.get().launcher.get("n_jobs")
+        return None, None
+    launcher = HydraConfig.get().launcher
+    return launcher.get("n_jobs"), launcher.get("cpus_per_task")
 
 
 def set_job_threads(configured: int | None) -> int:
     """Give torch this job's share of the CPUs (see job_threads) and log where the number came from."""
     cpus = available_cpus()
-    threads, why = job_threads(configured, os.environ, cpus, parallel_jobs(launcher_jobs(), cpus))
+    n_jobs, launcher_cpus = launcher_share()
+    threads, why = job_threads(configured, os.environ, cpus, parallel_jobs(n_jobs, cpus), launcher_cpus)
     torch.set_num_threads(threads)
     log.info("%d intra-op thread%s (%s)", threads, "s" * (threads > 1), why)
     return threads
