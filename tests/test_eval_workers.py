@@ -97,3 +97,11 @@ def test_periodic_evaluation_can_leave_the_test_envs_to_the_eval_stage():
     trainer = SimpleNamespace(loggers=[])
     assert list(EvaluationCallback(evaluator, test_envs=False)._run(trainer, PixelMeanAgent(), 10)) == ["train"]
     assert list(EvaluationCallback(evaluator)._run(trainer, PixelMeanAgent(), 10)) == ["train", "hard"]
+
+
+def test_a_call_starts_no_more_workers_than_it_has_chunks():
+    evaluator = ZeroShotEvaluator(TINY_DMC, {}, num_episodes=4, parallel_envs=2, workers=8)
+    with evaluator._workers(1) as none:  # one chunk: played in this process, no worker started
+        assert none is None
+    with evaluator._workers(2) as pool:
+        assert len(pool.processes) == 2

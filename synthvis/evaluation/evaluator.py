@@ -144,7 +144,7 @@ class ZeroShotEvaluator:
         agent.eval()
         played: dict[EpisodeChunk, tuple[list[float], list]] = {}
         try:
-            with self._workers() as workers:
+            with self._workers(sum(map(len, chunks.values()))) as workers:
                 for phase in phases:
                     todo = [chunk for name in phase for chunk in chunks[name]]
                     played.update(zip(todo, play(todo, make_policy, pairing, workers), strict=True))
@@ -169,7 +169,7 @@ class ZeroShotEvaluator:
             action_dim = env.action_dim
             env.close()
         chunks = self._chunks(TRAIN_ENV, record=False)
-        with self._workers() as workers:
+        with self._workers(len(chunks)) as workers:
             played = play(chunks, lambda chunk: random_policy(action_dim, chunk.policy_seed), None, workers)
         return [r for returns, _ in played for r in returns]
 
@@ -183,11 +183,13 @@ class ZeroShotEvaluator:
         return episode_chunks(self.env_factory, self.procgen, self.seed, name, self.test_envs[name],
                               self.num_episodes, self.parallel_envs, record)
 
-    def _workers(self) -> AbstractContextManager[EpisodeWorkers | None]:
-        """The open pool inside `with evaluator:`; else a pool for this call, or none (in this process)."""
+    def _workers(self, chunks: int) -> AbstractContextManager[EpisodeWorkers | None]:
+        """The open pool inside `with evaluator:`; else a pool for this call's `chunks` (no more workers than
+        chunks), or none (in this process) when fewer than two would play at once."""
         if self._pool is not None:
             return nullcontext(self._pool)
-        return EpisodeWorkers(self.num_workers()) if self.num_workers() else nullcontext(None)
+        count = min(self.num_workers(), chunks)
+        return EpisodeWorkers(count) if count > 1 else nullcontext(None)
 
 
 def _concatenate(batches: list[np.ndarray]) -> np.ndarray:
