@@ -99,7 +99,7 @@ from synthvis.datamodules.latent_files import load_latents
 from synthvis.lightning_modules.latent_diffusion import LatentDiffusion
 from synthvis.metrics.statistics import mean_intervals
 from synthvis.metrics.wasserstein import per_dimension_wasserstein
-from synthvis.pipeline import config_differences
+from synthvis.pipeline import config_differences, relocated
 from synthvis.stages.common import stage_device, stage_result
 from synthvis.utils.weights import load_weights
 
@@ -214,21 +214,9 @@ def copy_config(saved: DictConfig, name: str, steps: int, num_samples: int, batc
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist(edits))
 
 
-def moved(value: Any, source: str, target: str) -> Any:
-    """`value` with every path string inside `source` pointing inside `target` instead (a saved config is
-    resolved: run_dir and the loggers' save_dir hold the source run's path)."""
-    if isinstance(value, dict):
-        return {key: moved(item, source, target) for key, item in value.items()}
-    if isinstance(value, list):
-        return [moved(item, source, target) for item in value]
-    if isinstance(value, str) and (value == source or value.startswith(source + os.sep)):
-        return target + value[len(source):]
-    return value
-
-
 def run_downstream(source: Path, copy_dir: Path, cfg: DictConfig) -> dict[str, Any]:
     """sample, finetune and eval in a copy of `source` configured by `cfg`: the stages' results, eval.json."""
-    cfg = OmegaConf.create(moved(OmegaConf.to_container(cfg, resolve=True), str(source), str(copy_dir)))
+    cfg = relocated(cfg, str(source), str(copy_dir))  # what train.py run_dir=<copy> would run it with
     if copy_dir.exists():
         differences = config_differences(OmegaConf.load(copy_dir / "config.yaml"), cfg)
         if differences and stage_result(copy_dir, "sample") is not None:

@@ -54,7 +54,12 @@ class ObservedPolicy:
 
     def observations(self) -> np.ndarray:
         """The kept observations, (N, C, H, W) uint8."""
-        return np.concatenate(self.kept) if self.kept else np.zeros((0,), dtype=np.uint8)
+        return stack_observations(self.kept)
+
+
+def stack_observations(batches: list[np.ndarray]) -> np.ndarray:
+    """Batches of observations as one (N, C, H, W) uint8 array; an empty (0,) array when there are none."""
+    return np.concatenate(batches) if batches else np.zeros((0,), dtype=np.uint8)
 
 
 class ZeroShotEvaluator:
@@ -153,7 +158,7 @@ class ZeroShotEvaluator:
         results = {name: [r for chunk in env_chunks for r in played[chunk][0]] for name, env_chunks in chunks.items()}
         observations = {}
         if observation_stride:
-            observations = {name: _concatenate([observed[chunk].observations() for chunk in env_chunks])
+            observations = {name: stack_observations([batch for chunk in env_chunks for batch in observed[chunk].kept])
                             for name, env_chunks in chunks.items()}
         if record:
             for name, env_chunks in chunks.items():
@@ -190,11 +195,6 @@ class ZeroShotEvaluator:
             return nullcontext(self._pool)
         count = min(self.num_workers(), chunks)
         return EpisodeWorkers(count) if count > 1 else nullcontext(None)
-
-
-def _concatenate(batches: list[np.ndarray]) -> np.ndarray:
-    kept = [batch for batch in batches if batch.size]
-    return np.concatenate(kept) if kept else np.zeros((0,), dtype=np.uint8)
 
 
 def summarize(results: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
