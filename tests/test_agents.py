@@ -88,14 +88,14 @@ def fit(agent: L.LightningModule, data: DataLoader, steps: int, callbacks: list 
 
 
 class Record(L.Callback):
-    """Collects the named logged metrics after every training batch."""
+    """Collects the named metrics every update returns."""
 
     def __init__(self, *names: str) -> None:
         self.names, self.values = names, {name: [] for name in names}
 
-    def on_train_batch_end(self, trainer, *args) -> None:
+    def on_train_batch_end(self, trainer, pl_module, outputs, *args) -> None:
         for name in self.names:
-            self.values[name].append(float(trainer.callback_metrics[name]))
+            self.values[name].append(float(outputs[name]))
 
 
 def early_late(values: list[float], k: int = 10) -> tuple[float, float]:

@@ -88,15 +88,15 @@ def frozen_state(agent: OfflineAgent) -> dict[str, torch.Tensor]:
 
 
 class Record(L.Callback):
-    """Logged metrics after every update, and the train/eval modes seen during training."""
+    """The metrics every update returns, and the train/eval modes seen during training."""
 
     def __init__(self, *names: str) -> None:
         self.values = {name: [] for name in names}
         self.modes: set[tuple[bool, bool]] = set()
 
-    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+    def on_train_batch_end(self, trainer, pl_module, outputs, *args) -> None:
         for name, values in self.values.items():
-            values.append(float(trainer.callback_metrics[name]))
+            values.append(float(outputs[name]))
         self.modes.add((pl_module.agent.encoder.training, next(iter(pl_module.heads.values())).training))
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
+from torch.utils.data import DataLoader
 
+from synthvis.callbacks.finite_guard import FiniteGuard
+from synthvis.lightning_modules.update_metrics import log_update
 from synthvis.stages import diffusion
 from synthvis.stages.context import RunContext
 from synthvis.utils.finite import NonFiniteError
@@ -66,3 +71,70 @@ def test_a_diverging_agent_stops_the_run_and_is_never_reused(tmp_path, case):
         run = tmp_path / "run"
         assert not (run / "agent" / "done.json").exists() and not (run / "agent" / "agent.pt").exists()
         assert not (run / "eval.json").exists() and (run / "data" / "done.json").exists()
+
+
+class _DivergesAt(L.LightningModule):
+    """A module whose logged loss turns NaN at update `bad` (1-based), counting the updates it ran."""
+
+    def __init__(self, bad: int) -> None:
+        super().__init__()
+        self.bad, self.ran, self.logged_at = bad, 0, []
+        self.weight = nn.Parameter(torch.ones(()))
+
+    def training_step(self, batch, batch_idx):
+        self.ran += 1
+        loss = self.weight * self.ran * (float("nan") if self.ran >= self.bad else 1.0)
+        metrics = log_update(self, "train", {"loss": loss.detach(), "steady": torch.ones(())})
+        return {"loss": loss, **metrics}
+
+    def log_dict(self, *args, **kwargs):
+        self.logged_at.append(self.ran)
+        super().log_dict(*args, **kwargs)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    def train_dataloader(self):
+        return DataLoader(torch.ones(64, 2), batch_size=2)
+
+
+def _fit(tmp_path, module, guard, max_steps=12, **trainer_options):
+    trainer = L.Trainer(max_steps=max_steps, callbacks=[guard, *trainer_options.pop("callbacks", [])],
+                        logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=str(tmp_path), **trainer_options)
+    trainer.fit(module)
+    return trainer
+
+
+def test_a_deferred_check_names_the_first_diverged_update_and_never_checkpoints_after_it(tmp_path):
+    module = _DivergesAt(bad=3)
+    with pytest.raises(NonFiniteError, match=r"^\[agent\] training diverged at update 3: train/loss = nan\. "):
+        _fit(tmp_path, module, FiniteGuard("agent", "agent.lr", check_every_n_updates=4), enable_checkpointing=False)
+    assert module.ran == 4  # read back on update 4, the first reading step after the divergence
+    saves = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=1, save_top_k=-1)
+    module = _DivergesAt(bad=3)
+    with pytest.raises(NonFiniteError, match="diverged at update 3"):
+        _fit(tmp_path, module, FiniteGuard("agent", "agent.lr", check_every_n_updates=10), callbacks=[saves])
+    assert module.ran == 3 and sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "epoch=0-step=1.ckpt", "epoch=0-step=2.ckpt"]  # the save after update 3 read the flag and refused
+
+
+def test_the_guard_reads_back_every_update_on_the_cpu_and_at_the_end(tmp_path):
+    module = _DivergesAt(bad=2)
+    with pytest.raises(NonFiniteError, match="diverged at update 2"):
+        _fit(tmp_path, module, FiniteGuard("agent", "agent.lr"), enable_checkpointing=False)
+    assert module.ran == 2
+    module = _DivergesAt(bad=12)  # the last update; the reading interval does not divide 12
+    with pytest.raises(NonFiniteError, match="diverged at update 12"):
+        _fit(tmp_path, module, FiniteGuard("agent", "agent.lr", check_every_n_updates=5), enable_checkpointing=False)
+    with pytest.raises(ValueError, match="check_every_n_updates must be >= 1"):
+        FiniteGuard("agent", "agent.lr", check_every_n_updates=0)
+
+
+def test_updates_log_on_the_trainers_logging_steps_and_the_last(tmp_path):
+    module = _DivergesAt(bad=10**9)
+    trainer = _fit(tmp_path, module, FiniteGuard("agent", "agent.lr"), enable_checkpointing=False,
+                   log_every_n_steps=5)
+    assert module.logged_at == [5, 10, 12]
+    assert set(trainer.callback_metrics) == {"train/loss", "train/steady"}
+    assert float(trainer.callback_metrics["train/loss"]) == 12.0  # the last update's value: the stage's result

@@ -2,33 +2,93 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
+import torch
 
-from synthvis.utils.finite import NonFiniteError, non_finite_entries
+from synthvis.utils.finite import NonFiniteError
 
 
 class FiniteGuard(L.Callback):
-    """After every update, check the metrics the module logged; raise `NonFiniteError` at the first NaN or inf.
+    """Watch the metrics every update returns; raise `NonFiniteError` naming the first update with a NaN or inf.
 
-    Lightning runs checkpoint callbacks after every other callback, so the update that diverged is never saved;
-    the stage then ends with this error, writes no weights and leaves no done.json.
+    The check itself stays on the metrics' device: each update only folds "is any value non-finite" into a
+    device tensor that remembers the first such update and its values. Reading that tensor back waits for the
+    GPU, so it is read every `check_every_n_updates` updates (default: every update on the CPU, where reading
+    is free; on a GPU, the greatest common divisor of the Trainer's logging interval and the `every_n_updates`
+    of the callbacks that act during training, e.g. periodic evaluation), and always before a checkpoint is
+    written and when training ends. Lightning runs checkpoint callbacks after every other callback, so the
+    update that diverged is never saved; the stage then ends with this error, writes no weights and leaves no
+    done.json.
     """
 
-    def __init__(self, stage: str, lr_key: str) -> None:
+    def __init__(self, stage: str, lr_key: str, check_every_n_updates: int | None = None) -> None:
+        if check_every_n_updates is not None and check_every_n_updates < 1:
+            raise ValueError(f"check_every_n_updates must be >= 1, got {check_every_n_updates}")
         self.stage, self.lr_key = stage, lr_key
+        self.check_every = check_every_n_updates
+        self._names: tuple[str, ...] = ()
+        self._first_bad: torch.Tensor | None = None  # the first diverged update (-1: none yet), on the device
+        self._bad_values: torch.Tensor | None = None  # the metrics of that update
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Choose how often to read the flag back (see the class docstring)."""
+        self._names, self._first_bad, self._bad_values = (), None, None
+        if self.check_every is None:
+            every = 1
+            if pl_module.device.type != "cpu":
+                intervals = [trainer.log_every_n_steps] + [getattr(callback, "every_n_updates", 0)
+                                                           for callback in trainer.callbacks]
+                every = math.gcd(*(interval for interval in intervals if interval > 0)) or 1
+            self.check_every = every
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        """Raise if a logged value of this update is not finite."""
-        metrics = trainer.callback_metrics
-        bad = non_finite_entries(metrics)
-        if bad:
-            values = ", ".join(f"{name} = {float(metrics[name])}" for name in bad)
-            precision = str(trainer.precision)
-            full = "" if precision.startswith("32") else f"; full precision (trainer.precision=32-true, not {precision})"
-            raise NonFiniteError(
-                f"[{self.stage}] training diverged at update {trainer.global_step}: {values}. Nothing was exported "
-                f"and the stage is not marked done. Likely fixes: a lower learning rate ({self.lr_key}, now "
-                f"{pl_module.hparams.get('lr', '?')}){full}; data without NaN/inf (see the data stage's summary).")
+        """Record whether this update's metrics are finite; raise on a reading step if one was not."""
+        metrics = update_metrics(outputs)
+        if metrics:
+            if tuple(metrics) != self._names:  # the first update, or a module whose metrics change
+                self.check(trainer, pl_module)
+                self._names = tuple(metrics)
+                self._first_bad = self._bad_values = None
+            values = torch.stack([value.detach().float().reshape(()) for value in metrics.values()])
+            if self._first_bad is None:
+                self._first_bad = torch.full((), -1, dtype=torch.long, device=values.device)
+                self._bad_values = torch.zeros_like(values)
+            first = (self._first_bad < 0) & ~torch.isfinite(values).all()
+            self._first_bad = torch.where(first, trainer.global_step, self._first_bad)
+            self._bad_values = torch.where(first, values, self._bad_values)
+        if trainer.global_step % (self.check_every or 1) == 0:
+            self.check(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """Never write a checkpoint after a diverged update."""
+        self.check(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Never end a stage (export, evaluation, done.json) after a diverged update."""
+        self.check(trainer, pl_module)
+
+    def check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Raise `NonFiniteError` if an update so far had a non-finite metric (waits for the device)."""
+        if self._first_bad is None or int(self._first_bad) < 0:
+            return
+        values = ", ".join(f"{name} = {value}" for name, value in zip(self._names, self._bad_values.tolist())
+                           if not math.isfinite(value))
+        precision = str(trainer.precision)
+        full = "" if precision.startswith("32") else f"; full precision (trainer.precision=32-true, not {precision})"
+        raise NonFiniteError(
+            f"[{self.stage}] training diverged at update {int(self._first_bad)}: {values}. Nothing was exported "
+            f"and the stage is not marked done. Likely fixes: a lower learning rate ({self.lr_key}, now "
+            f"{pl_module.hparams.get('lr', '?')}){full}; data without NaN/inf (see the data stage's summary).")
+
+
+def update_metrics(outputs: Any) -> dict[str, torch.Tensor]:
+    """The floating-point tensors an update returned by name (Lightning's own "loss" copy left out)."""
+    if not isinstance(outputs, Mapping):
+        return {}
+    return {name: value for name, value in outputs.items()
+            if name != "loss" and isinstance(value, torch.Tensor) and value.is_floating_point()}

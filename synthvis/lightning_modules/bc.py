@@ -13,6 +13,7 @@ from synthvis.lightning_modules.actor_agent import ActorAgent
 from synthvis.lightning_modules.components.actor import Actor
 from synthvis.lightning_modules.manual_optimization import step_uncounted
 from synthvis.lightning_modules.offline_agent import Metrics, Optimize
+from synthvis.lightning_modules.update_metrics import log_update
 
 
 def bc_loss(actor: Actor, z_pi: torch.Tensor, action: torch.Tensor, std: float,
@@ -43,7 +44,7 @@ class BC(ActorAgent):
         super().__init__(obs_shape, action_dim, latent_dim, hidden_dim, std_schedule, augmentation)
         self.save_hyperparameters(ignore=["augmentation"])
 
-    def training_step(self, batch: ContinuousBatch, batch_idx: int) -> None:
+    def training_step(self, batch: ContinuousBatch, batch_idx: int) -> dict[str, torch.Tensor | float]:
         """One update of the encoder and the actor on the BC loss."""
         encoder_opt, actor_opt = self.optimizers()
         std = self.std
@@ -55,7 +56,7 @@ class BC(ActorAgent):
         actor_opt.step()  # the one counted step of this update
         step_uncounted(self, encoder_opt)
         metrics.update(actor_std=std)
-        self.log_dict({f"train/{name}": value for name, value in metrics.items()})
+        return log_update(self, "train", metrics)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """Two Adams: encoder, actor (V-D4RL bcagent.py BCAgent.__init__)."""

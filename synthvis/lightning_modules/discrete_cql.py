@@ -14,6 +14,7 @@ from synthvis.core.batches import DiscreteBatch
 from synthvis.core.latent_layout import LatentLayout, procgen_layout
 from synthvis.lightning_modules.components.procgen_q import ProcgenQNetwork
 from synthvis.lightning_modules.offline_agent import Metrics, OfflineAgent, Optimize
+from synthvis.lightning_modules.update_metrics import log_update
 
 
 def cql_loss(q_values: torch.Tensor, action: torch.Tensor, reward: torch.Tensor, done: torch.Tensor,
@@ -78,11 +79,10 @@ class DiscreteCQL(OfflineAgent):
         obs = obs.float()
         return obs if self.augmentation is None else self.augmentation(obs)
 
-    def training_step(self, batch: DiscreteBatch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: DiscreteBatch, batch_idx: int) -> dict[str, torch.Tensor]:
         """The DDQN + CQL loss of one batch (Lightning steps the optimizer)."""
         loss, metrics = self._loss(batch, self.augment(batch.obs), self.augment(batch.next_obs))
-        self.log_dict({f"train/{name}": value for name, value in metrics.items()})
-        return loss
+        return {"loss": loss, **log_update(self, "train", metrics)}
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """The optimizer step, then the hard target copy after updates 1, N + 1, 2N + 1, ...

@@ -15,6 +15,7 @@ from synthvis.lightning_modules.components.actor import Actor
 from synthvis.lightning_modules.components.critic import Critic
 from synthvis.lightning_modules.manual_optimization import step_uncounted
 from synthvis.lightning_modules.offline_agent import Metrics, Optimize
+from synthvis.lightning_modules.update_metrics import log_update
 
 
 def critic_loss(critic: Critic, critic_target: Critic, actor: Actor, z_q: torch.Tensor, action: torch.Tensor,
@@ -95,7 +96,7 @@ class DrQBC(ActorAgent):
         self.critic = Critic(self.encoder.repr_dim, action_dim, latent_dim, hidden_dim)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
 
-    def training_step(self, batch: ContinuousBatch, batch_idx: int) -> None:
+    def training_step(self, batch: ContinuousBatch, batch_idx: int) -> dict[str, torch.Tensor | float]:
         """One V-D4RL DrQ+BC update: critic (+ encoder), then actor, then the target critic."""
         encoder_opt, actor_opt, critic_opt = self.optimizers()
         hp, std = self.hparams, self.std
@@ -125,7 +126,7 @@ class DrQBC(ActorAgent):
 
         soft_update_(self.critic, self.critic_target, hp.critic_target_tau)
         metrics.update(actor_metrics, actor_std=std, batch_reward=batch.reward.mean())
-        self.log_dict({f"train/{name}": value for name, value in metrics.items()})
+        return log_update(self, "train", metrics)
 
     def validation_metrics(self, batch: ContinuousBatch, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """BC MSE of the deterministic action and the critic's TD loss (no augmentation)."""

@@ -11,6 +11,7 @@ import torch
 from synthvis.core.latent_layout import LatentLayout, as_layout
 from synthvis.lightning_modules.manual_optimization import step_uncounted
 from synthvis.lightning_modules.offline_agent import OfflineAgent
+from synthvis.lightning_modules.update_metrics import log_update
 
 
 class HeadFinetune(L.LightningModule):
@@ -65,13 +66,13 @@ class HeadFinetune(L.LightningModule):
         return self
 
     # --- training ------------------------------------------------------------------------------------------------
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> dict[str, torch.Tensor | float]:
         """One update of the heads on a batch of packed latent transitions."""
         fields = self.layout.decode(batch)
         if self.layout.discount is not None:
             fields["discount"] = torch.full_like(fields["reward"], self.layout.discount)
         metrics = self.agent.head_update(fields, self._optimize, self.global_step, self.hparams.base_updates)
-        self.log_dict({f"finetune/{name}": value for name, value in metrics.items()})
+        return log_update(self, "finetune", metrics)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """One Adam per head group, over the heads of that group."""

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from synthvis.core.normalizer import StandardNormalizer
 from synthvis.lightning_modules.diffusion.edm import edm_loss, precondition
 from synthvis.lightning_modules.diffusion.samplers import Sampler
+from synthvis.lightning_modules.update_metrics import log_update
 from synthvis.utils.seeding import derive_seed
 
 
@@ -87,13 +88,13 @@ class LatentDiffusion(L.LightningModule):
             raise RuntimeError("LatentDiffusion has no fitted normalizer: call "
                                "set_normalizer(StandardNormalizer.fit(train_rows, skip_dims)) before fit")
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> dict[str, torch.Tensor | float]:
         """EDM loss of a (B, d_in) batch of raw rows."""
         hp = self.hparams
         loss = edm_loss(self.denoiser, self.normalizer.normalize(batch), hp.sigma_data, hp.p_mean, hp.p_std)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
-        return loss
+        metrics = log_update(self, "train", {"loss": loss}, prog_bar=True)
+        log_update(self, "train", {"lr": self.trainer.optimizers[0].param_groups[0]["lr"]})
+        return {"loss": loss, **metrics}
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """The optimizer step, then one EMA update (SynthER calls ema.update() after every step).
