@@ -1,10 +1,11 @@
 """PixelDataModule batch throughput: batches/s and transitions/s from a memory-mapped frame store.
 
-    python bench/datamodule_throughput.py [--image-size 84] [--episodes 40] [--batches 50]
+    python bench/datamodule_throughput.py [--image-size 84] [--episodes 40] [--batches 50] [--device cuda]
 
 Builds a V-D4RL-shaped store (501-row episodes of random frames) in a temp folder, then times the training
-DataLoader at batch 256 (frame stack 3, 3-step returns) with 0 and 2 workers. Bytes moved per batch:
-2 * 256 * 9 * H * W (obs and next_obs), i.e. 32.5 MB at 84 px.
+DataLoader at batch 256 (frame stack 3, 3-step returns) with 0 and 2 workers, and the gather from the same
+transitions held on `--device` (`data.frames_on_device`: uploaded once, then one index per batch). Bytes moved
+per batch: 2 * 256 * 9 * H * W (obs and next_obs), i.e. 32.5 MB at 84 px.
 """
 
 from __future__ import annotations
@@ -48,6 +49,31 @@ def time_loader(dataset: TransitionDataset, batch_size: int, workers: int, batch
     return (time.perf_counter() - started) / batches
 
 
+def time_device_gather(dataset: TransitionDataset, batch_size: int, device: str, batches: int) -> tuple[float, float]:
+    """Seconds to upload the transitions to `device`, and seconds per batch gathered there (after a warm-up)."""
+    import torch
+
+    from synthvis.datamodules.device_transitions import DeviceTransitions
+    from synthvis.datamodules.step_sampler import StepBatchSampler
+
+    def synchronize() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    started = time.perf_counter()
+    held = DeviceTransitions(dataset, device)
+    synchronize()
+    upload = time.perf_counter() - started
+    sampler = iter(StepBatchSampler(len(dataset), batch_size, seed=0))
+    held.batch(torch.as_tensor(next(sampler)))
+    synchronize()
+    started = time.perf_counter()
+    for _ in range(batches):
+        held.batch(torch.as_tensor(next(sampler)))
+    synchronize()
+    return upload, (time.perf_counter() - started) / batches
+
+
 def main() -> None:
     """Print one line per (image size, workers)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,6 +81,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--batches", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", default="cpu", help="where the device-held transitions live")
     args = parser.parse_args()
     for size in args.image_size:
         with tempfile.TemporaryDirectory() as tmp:
@@ -69,6 +96,9 @@ def main() -> None:
                 megabytes = 2 * args.batch_size * 9 * size * size / 1e6
                 print(f"  workers={workers}: {1 / seconds:6.1f} batches/s = {args.batch_size / seconds:8.0f} "
                       f"transitions/s ({megabytes / seconds:.0f} MB/s of frames)")
+            upload, seconds = time_device_gather(dataset, args.batch_size, args.device, args.batches)
+            print(f"  held on {args.device} (uploaded in {upload:.1f} s): {1 / seconds:6.1f} batches/s = "
+                  f"{args.batch_size / seconds:8.0f} transitions/s ({megabytes / seconds:.0f} MB/s of frames)")
 
 
 if __name__ == "__main__":

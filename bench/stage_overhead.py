@@ -9,7 +9,10 @@ not augment). Stage ms/update is the wall time between logged steps over the las
 seeding, checks, logging, checkpointing and validation are in. The bare update is the same module and the same
 stage datamodule's first batch, fitted by a Lightning Trainer that replays that one batch with no callbacks,
 loggers or validation: the stage's augmentation still runs on it (on_after_batch_transfer), so the ratio is the
-loop's cost alone. Both are wall time per update over the last three quarters of the updates.
+loop's cost alone; with `data.frames_on_device` it replays the batch already gathered on the device. Both run on
+the run's accelerator and precision (`trainer=gpu` for the GPU). Both are wall time per update over the last three
+quarters of the updates; the ratio's 95% interval bootstraps the blocks of `trainer.log_every_n_steps` updates
+that both times are made of (the run-to-run variation of a shared machine comes on top).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -55,10 +59,24 @@ class UpdateTimer(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         self.starts.append(time.perf_counter())
 
-    def ms_per_update(self) -> float:
-        """Wall milliseconds per update over the last three quarters, as the stage's are measured."""
-        later = self.starts[len(self.starts) // 4:]
-        return 1000 * (later[-1] - later[0]) / (len(later) - 1)
+    def block_ms(self, block: int) -> np.ndarray:
+        """Wall milliseconds per update in each block of `block` updates over the last three quarters."""
+        later = np.asarray(self.starts[len(self.starts) // 4:])[::block]
+        return 1000 * np.diff(later) / block
+
+
+def stage_block_ms(series: np.ndarray) -> np.ndarray:
+    """Wall milliseconds per update between consecutive logged steps over the last three quarters of a stage."""
+    later = series[len(series) // 4:]
+    return 1000 * np.diff(later[:, 1]) / np.diff(later[:, 0])
+
+
+def ratio_interval(stage: np.ndarray, bare: np.ndarray, draws: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of mean(stage) / mean(bare), resampling each side's blocks."""
+    rng = np.random.default_rng(seed)
+    stage_means = rng.choice(stage, (draws, len(stage))).mean(axis=1)
+    bare_means = rng.choice(bare, (draws, len(bare))).mean(axis=1)
+    return tuple(np.percentile(stage_means / bare_means, [2.5, 97.5]))
 
 
 def stage_parts(ctx: RunContext, stage: str) -> tuple[L.LightningModule, L.LightningDataModule]:
@@ -79,16 +97,18 @@ def stage_parts(ctx: RunContext, stage: str) -> tuple[L.LightningModule, L.Light
     return module, datamodule
 
 
-def bare_ms(module: L.LightningModule, datamodule: L.LightningDataModule, updates: int) -> float:
-    """ms per update on a replayed batch of the stage's own loader (augmentation hooks kept)."""
+def bare_block_ms(module: L.LightningModule, datamodule: L.LightningDataModule, cfg, updates: int) -> np.ndarray:
+    """ms per update, per block of logged steps, on a replayed batch of the stage's own loader (augmentation kept)."""
     batch = next(iter(datamodule.train_dataloader()))
+    if getattr(datamodule, "device_set", None) is not None:  # indices: replay the batch gathered on the device
+        batch = datamodule.device_set.batch(batch)
     datamodule.train_dataloader = lambda: DataLoader(Replay(batch, updates), batch_size=None)
     timer = UpdateTimer()
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=updates, limit_val_batches=0, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[timer])
+    trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision,
+                        max_steps=updates, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])
     trainer.fit(module, datamodule=datamodule)
-    return timer.ms_per_update()
+    return timer.block_ms(cfg.trainer.log_every_n_steps)
 
 
 def main() -> None:
@@ -109,16 +129,21 @@ def main() -> None:
                        check=True)
         ctx = RunContext(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), run_dir)
         for stage in (s for s in STAGES if s in stages):
-            stage_ms = ms_per_update(next(iter(stage_scalars(run_dir, stage).values())))
-            bare = bare_ms(*stage_parts(ctx, stage), args.updates)
+            series = next(iter(stage_scalars(run_dir, stage).values()))
+            stage_blocks = stage_block_ms(series)
+            bare_blocks = bare_block_ms(*stage_parts(ctx, stage), ctx.cfg, args.updates)
+            stage_ms, bare = ms_per_update(series), float(bare_blocks.mean())
             rows.append({"stage": stage, "augment": augment if stage == "agent" else "-", "stage_ms": stage_ms,
-                         "bare_ms": bare, "ratio": stage_ms / bare})
+                         "bare_ms": bare, "ratio": stage_ms / bare,
+                         "ratio_95": ratio_interval(stage_blocks, bare_blocks)})
     (args.out / "stage_overhead.json").write_text(json.dumps(rows, indent=1))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.updates} updates per stage")
-    print("| stage | augment | stage ms/update | bare ms/update | ratio |\n|---|---|---|---|---|")
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, {args.updates} updates per stage")
+    print("| stage | augment | stage ms/update | bare ms/update | ratio [95% interval] |\n|---|---|---|---|---|")
     for row in rows:
+        low, high = row["ratio_95"]
         print(f"| {row['stage']} | {row['augment']} | {row['stage_ms']:.2f} | {row['bare_ms']:.2f} | "
-              f"{row['ratio']:.2f} |")
+              f"{row['ratio']:.2f} [{low:.2f}, {high:.2f}] |")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
+from synthvis.datamodules.device_transitions import DeviceTransitions, TransitionIndices
 from synthvis.datamodules.formats import iter_episodes
 from synthvis.datamodules.frame_store import FrameStore
 from synthvis.datamodules.sources import DatasetSource
@@ -29,6 +31,12 @@ class PixelDataModule(L.LightningDataModule):
     store under `cache_dir/stores/` (shared by every run that reads the same files). `setup` splits episodes
     into train/validation with `seed` and samples valid indices only. With `fdd_source` and `fdd_fraction`,
     that fraction of the training transitions comes from the fixed-distraction dataset (the FDD variant).
+
+    Training batches reach the device in one of two ways. With `frames_on_device` the training transitions'
+    frames and targets are uploaded once (`DeviceTransitions`), the loader yields only indices and the batch is
+    gathered on the device, so nothing is assembled on the host; by default (null) this happens when training on
+    a GPU whose free memory holds the frames twice over. Otherwise batches are gathered on the host, in
+    `num_workers` worker processes if set, and copied from page-locked memory when `pin_memory` (default: on a GPU).
     """
 
     def __init__(
@@ -45,7 +53,8 @@ class PixelDataModule(L.LightningDataModule):
         fdd_source: DatasetSource | None = None,
         fdd_fraction: float = 0.0,
         augmentation: Callable | None = None,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
+        frames_on_device: bool | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
@@ -56,16 +65,21 @@ class PixelDataModule(L.LightningDataModule):
             raise ValueError("data.fdd_fraction > 0 needs data.fdd_source (the fixed-distraction dataset)")
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        for key, value in (("pin_memory", pin_memory), ("frames_on_device", frames_on_device)):
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"data.{key} must be true, false or null (decided by the device), got {value!r}")
         self.source, self.fdd_source = source, fdd_source
         self.frame_stack, self.nstep, self.gamma = frame_stack, nstep, gamma
         self.batch_size, self.val_fraction, self.fdd_fraction = batch_size, val_fraction, fdd_fraction
         self.num_workers, self.seed, self.pin_memory = num_workers, seed, pin_memory
+        self.frames_on_device = frames_on_device
         self.cache_dir = Path(cache_dir).expanduser()
         self.augmentation = augmentation
         self.store: FrameStore | None = None
         self.fdd_store: FrameStore | None = None
         self.train_set: TransitionDataset | None = None
         self.val_set: TransitionDataset | None = None
+        self.device_set: DeviceTransitions | None = None
 
     # --- preparation --------------------------------------------------------------------------------------
     def _store_dir(self, dataset_path: Path) -> Path:
@@ -108,6 +122,20 @@ class PixelDataModule(L.LightningDataModule):
         self.val_set = TransitionDataset([(self.store, val_rows)], self.frame_stack, self.nstep, self.gamma)
         log.info("%s", self.memory_summary())
 
+    def _device(self) -> torch.device:
+        """The device this module's Trainer trains on (the CPU without a Trainer)."""
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def _frames_fit_device(self) -> bool:
+        """Whether to keep the training frames on the device: `frames_on_device`, or null = a GPU that has room."""
+        if self.frames_on_device is not None:
+            return self.frames_on_device
+        device = self._device()
+        if device.type != "cuda":
+            return False
+        needed = sum(store.layout.frame_bytes for store in self.train_set.stores)
+        return 2 * needed <= torch.cuda.mem_get_info(device)[0]
+
     @property
     def obs_shape(self) -> tuple[int, int, int]:
         """Shape of a stacked observation, (3 * frame_stack, H, W)."""
@@ -141,24 +169,41 @@ class PixelDataModule(L.LightningDataModule):
         if len(self.train_set) < self.batch_size:
             raise ValueError(f"only {len(self.train_set)} training transitions for data.batch_size="
                              f"{self.batch_size}; lower the batch size or add data")
-        return DataLoader(self.train_set, batch_sampler=StepBatchSampler(len(self.train_set), self.batch_size,
-                                                                         self.seed, *training_position(self.trainer)),
-                          num_workers=self.num_workers, collate_fn=collate_prebatched, pin_memory=self.pin_memory,
+        sampler = StepBatchSampler(len(self.train_set), self.batch_size, self.seed, *training_position(self.trainer))
+        if self.device_set is None and self._frames_fit_device():
+            self.device_set = DeviceTransitions(self.train_set, self._device())
+            log.info("training batches are gathered on %s from %.2f GiB of frames held there", self.device_set.device,
+                     self.device_set.frames.nbytes / 2**30)
+        if self.device_set is not None:  # indices only: the batch is gathered on the device
+            return DataLoader(TransitionIndices(len(self.train_set)), batch_sampler=sampler,
+                              collate_fn=collate_prebatched)
+        return DataLoader(self.train_set, batch_sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=collate_prebatched, pin_memory=self._pin_memory(),
                           persistent_workers=self.num_workers > 0)
+
+    def _pin_memory(self) -> bool:
+        """`pin_memory`, or null = pin when the batches go to a GPU (an asynchronous copy needs page-locked memory)."""
+        return self.pin_memory if self.pin_memory is not None else self._device().type == "cuda"
 
     def val_dataloader(self) -> DataLoader | list:
         """Held-out episodes' transitions, in order; empty when val_fraction is 0."""
         if not len(self.val_set):
             return []
         return DataLoader(self.val_set, batch_size=self.batch_size, num_workers=self.num_workers,
-                          collate_fn=collate_prebatched, pin_memory=self.pin_memory,
+                          collate_fn=collate_prebatched, pin_memory=self._pin_memory(),
                           persistent_workers=self.num_workers > 0)
 
+    def teardown(self, stage: str) -> None:
+        """Free the device's copy of the training frames when a fit ends."""
+        self.device_set = None
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Pixel augmentation runs here, on the batch's device, during training only.
+        """Training batches held on the device are gathered here; then pixel augmentation, during training only.
 
         Update k's parameters come from (seed, k, rank), so a resumed stage augments exactly as an uninterrupted one.
         """
+        if self.device_set is not None and isinstance(batch, torch.Tensor):  # the indices of a training batch
+            batch = self.device_set.batch(batch)
         if self.augmentation is not None and self.trainer is not None and self.trainer.training:
             self.augmentation.seed(derive_seed(self.seed, "augment", self.trainer.global_step,
                                                self.trainer.global_rank))

@@ -76,25 +76,35 @@ class TransitionDataset(Dataset):
         parts = [self._gather(s, self.rows[s][indices[which == s] - self.offsets[s]]) for s in np.unique(which)]
         order = np.argsort(np.concatenate([np.flatnonzero(which == s) for s in np.unique(which)]), kind="stable")
         fields = [np.concatenate([part[i] for part in parts])[order] for i in range(len(parts[0]))]
-        tensors = [torch.from_numpy(np.ascontiguousarray(field)) for field in fields]
-        if self.discrete:
-            obs, action, reward, discount, next_obs = tensors
-            done = (discount == 0).float()
-            next_obs = next_obs * (1 - done.to(next_obs.dtype))[:, None, None, None]
-            return DiscreteBatch(obs, action, reward, next_obs, done)
-        return ContinuousBatch(*tensors)
+        return transition_batch(self.discrete, *(torch.from_numpy(np.ascontiguousarray(field)) for field in fields))
 
-    def _gather(self, source: int, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    def targets(self, source: int, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """For rows of store `source`: the frame rows of obs and next_obs (each (B, k), oldest first), the action,
+        the n-step reward and the bootstrap discount."""
         store, first = self.stores[source], self._episode_first_row[source]
         k, n = self.frame_stack, self.nstep
-        obs_rows = stacked_rows(rows, first[rows], k)
-        next_obs_rows = stacked_rows(rows + n, first[rows], k)
-        batch_shape = (len(rows), 3 * k, *store.layout.frame_shape[1:])
+        reward, discount = nstep_targets(store, rows, n, self.gamma)
+        return (stacked_rows(rows, first[rows], k), stacked_rows(rows + n, first[rows], k), store.action[rows + 1],
+                reward, discount)
+
+    def _gather(self, source: int, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        store = self.stores[source]
+        obs_rows, next_obs_rows, action, reward, discount = self.targets(source, rows)
+        batch_shape = (len(rows), 3 * self.frame_stack, *store.layout.frame_shape[1:])
         # Sorted, de-duplicated reads keep memory-mapped access sequential.
         needed, inverse = np.unique(np.concatenate([obs_rows, next_obs_rows]).ravel(), return_inverse=True)
-        frames = np.asarray(store.frames[needed])[inverse].reshape(2, len(rows), k, *store.layout.frame_shape)
-        reward, discount = nstep_targets(store, rows, n, self.gamma)
-        return (frames[0].reshape(batch_shape), store.action[rows + 1], reward, discount, frames[1].reshape(batch_shape))
+        frames = np.asarray(store.frames[needed])[inverse].reshape(2, *batch_shape)
+        return frames[0], action, reward, discount, frames[1]
+
+
+def transition_batch(discrete: bool, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
+                     discount: torch.Tensor, next_obs: torch.Tensor) -> ContinuousBatch | DiscreteBatch:
+    """The batch type of the agent: Procgen's `DiscreteBatch` zeroes the next observation of terminal steps."""
+    if discrete:
+        done = (discount == 0).float()
+        next_obs = next_obs * (1 - done.to(next_obs.dtype))[:, None, None, None]
+        return DiscreteBatch(obs, action, reward, next_obs, done)
+    return ContinuousBatch(obs, action, reward, discount, next_obs)
 
 
 def collate_prebatched(batch):
