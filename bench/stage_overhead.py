@@ -27,11 +27,11 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from precision import ms_per_update, stage_scalars
 from torch.utils.data import DataLoader, Dataset
 
+from synthvis.stages import agent, diffusion, finetune
 from synthvis.stages.context import RunContext
 
 STAGES = ("agent", "diffusion", "finetune")
@@ -80,21 +80,8 @@ def ratio_interval(stage: np.ndarray, bare: np.ndarray, draws: int = 4000, seed:
 
 
 def stage_parts(ctx: RunContext, stage: str) -> tuple[L.LightningModule, L.LightningDataModule]:
-    """The module a stage trains and its datamodule, set up, as the stage builds them from the run's config."""
-    cfg = ctx.cfg
-    if stage == "agent":
-        return ctx.trained("agent").module, ctx.pixel_data()
-    latents = ctx.latents("latents")
-    if stage == "diffusion":
-        datamodule = instantiate(cfg.diffusion.datamodule, data=latents.array, layout=latents.layout)
-        datamodule.setup("fit")
-        return ctx.trained("diffusion").module, datamodule
-    base = ctx.trained("agent")
-    module = instantiate(cfg.finetune.module, agent=base.module, layout=latents.layout, base_updates=base.updates)
-    synthetic = ctx.latents("synthetic").array
-    datamodule = instantiate(cfg.finetune.datamodule, real=latents.array, synthetic=synthetic, layout=latents.layout)
-    datamodule.setup("fit")
-    return module, datamodule
+    """The module a stage trains and its datamodule, set up, built by the stage itself."""
+    return {"agent": agent, "diffusion": diffusion, "finetune": finetune}[stage].training_parts(ctx)[:2]
 
 
 def bare_block_ms(module: L.LightningModule, datamodule: L.LightningDataModule, cfg, updates: int) -> np.ndarray:

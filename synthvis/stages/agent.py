@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from synthvis.callbacks.export import ExportWeights
 from synthvis.datamodules.augmentations import augmentation_grid
 from synthvis.datamodules.pixel import PixelDataModule
+from synthvis.lightning_modules.offline_agent import OfflineAgent
 from synthvis.stages.agent_cache import cached_agent, publish_agent, restore_agent
 from synthvis.stages.common import build_trainer, fit, resume_checkpoint, trainer_metrics
 from synthvis.stages.context import RunContext, Trained
@@ -37,6 +38,18 @@ def log_augmentations(trainer, datamodule: PixelDataModule) -> None:
     writer.add_image("augment/original_vs_augmented", augmentation_grid(batch, datamodule.augmentation), 0)
 
 
+def training_parts(ctx: RunContext) -> tuple[OfflineAgent, PixelDataModule, DictConfig]:
+    """The untrained agent, the run's pixel datamodule and the agent's config (saved with its weights)."""
+    datamodule = ctx.pixel_data()
+    agent_cfg = agent_config(ctx.cfg, datamodule)
+    agent = instantiate(agent_cfg)
+    if agent.discrete != datamodule.discrete:
+        kind = "discrete (Procgen)" if datamodule.discrete else "continuous (dm_control)"
+        raise ValueError(f"agent {agent_cfg._target_} cannot train on {kind} actions: use agent="
+                         f"{'cql' if datamodule.discrete else 'drqbc'}")
+    return agent, datamodule, agent_cfg
+
+
 def run(ctx: RunContext) -> dict[str, Any]:
     """Train `cfg.agent` for `cfg.agent_steps` updates (or reuse an identical agent) -> `agent`, agent/agent.pt."""
     cfg, stage_dir = ctx.cfg, ctx.run_dir / "agent"
@@ -44,13 +57,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     cached = cached_agent(cfg) if cfg.reuse_agent and checkpoint is None else None
     if cached is not None:
         return restore_agent(cached, stage_dir)  # later stages read it from agent/agent.pt
-    datamodule = ctx.pixel_data()
-    agent_cfg = agent_config(cfg, datamodule)
-    agent = instantiate(agent_cfg)
-    if agent.discrete != datamodule.discrete:
-        kind = "discrete (Procgen)" if datamodule.discrete else "continuous (dm_control)"
-        raise ValueError(f"agent {agent_cfg._target_} cannot train on {kind} actions: use agent="
-                         f"{'cql' if datamodule.discrete else 'drqbc'}")
+    agent, datamodule, agent_cfg = training_parts(ctx)
     weights = stage_dir / "agent.pt"
     trainer = build_trainer(cfg, "agent", stage_dir, [ExportWeights(weights, agent_cfg)], "agent.lr",
                             max_steps=cfg.agent_steps)
