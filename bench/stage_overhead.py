@@ -4,7 +4,8 @@
 
 For each --augments choice, runs `train.py` (the quickstart unless overridden) through the agent, latents,
 diffusion and fine-tuning stages for --updates updates each (the later stages only for the first choice: they do
-not augment). Stage ms/update is the wall time between logged steps over the last three quarters of the stage
+not augment), --repeats times. Each stage is timed between two bare timings, one just before it and one just
+after, because a shared machine's speed drifts by tens of percent over minutes. Stage ms/update is the wall time between logged steps over the last three quarters of the stage
 (TensorBoard wall times, as bench/precision.py), so start-up is left out and the loop's data loading, per-update
 seeding, checks, logging, checkpointing and validation are in. The bare update is the same module and the same
 stage datamodule's first batch, fitted by a Lightning Trainer that replays that one batch with no callbacks,
@@ -98,39 +99,57 @@ def bare_block_ms(module: L.LightningModule, datamodule: L.LightningDataModule, 
     return timer.block_ms(cfg.trainer.log_every_n_steps)
 
 
+STAGES_BEFORE = {"agent": ["data"], "diffusion": ["data", "agent", "latents"],
+                 "finetune": ["data", "agent", "latents", "diffusion", "sample"]}
+
+
+def train(run_dir: Path, augment: str, stages: list[str], args: argparse.Namespace) -> RunContext:
+    """Run `train.py` up to `stages` in `run_dir` (finished stages are skipped) and return the run's context."""
+    subprocess.run([sys.executable, "train.py", f"run_dir={run_dir}", f"augment={augment}", "reuse_agent=false",
+                    f"stages=[{','.join(stages)}]", f"agent_steps={args.updates}", f"diffusion.steps={args.updates}",
+                    f"finetune.steps={args.updates}", *args.overrides], check=True)
+    return RunContext(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), run_dir)
+
+
+def bracketed(run_dir: Path, augment: str, stage: str, args: argparse.Namespace) -> dict:
+    """The stage's blocks between two bare timings, one just before it and one just after (drift cancels)."""
+    ctx = train(run_dir, augment, STAGES_BEFORE[stage], args)
+    before = bare_block_ms(*stage_parts(ctx, stage), ctx.cfg, args.updates)
+    ctx = train(run_dir, augment, [*STAGES_BEFORE[stage], stage], args)
+    after = bare_block_ms(*stage_parts(ctx, stage), ctx.cfg, args.updates)
+    series = next(iter(stage_scalars(run_dir, stage).values()))
+    bare_blocks = np.concatenate([before, after])
+    stage_ms, bare = ms_per_update(series), float(bare_blocks.mean())
+    return {"stage": stage, "augment": augment if stage == "agent" else "-", "stage_ms": stage_ms, "bare_ms": bare,
+            "bare_before_after_ms": [float(before.mean()), float(after.mean())], "ratio": stage_ms / bare,
+            "ratio_95": ratio_interval(stage_block_ms(series), bare_blocks)}
+
+
 def main() -> None:
-    """Run the stages, time the bare updates, print the table and write DIR/stage_overhead.json."""
+    """Run and time the stages, print the table and write DIR/stage_overhead.json."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--updates", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=1, help="runs of every stage, each in a run dir of its own")
     parser.add_argument("--augments", nargs="+", default=["paper", "none"])
     parser.add_argument("overrides", nargs="*", help="train.py overrides shared by every run")
     args = parser.parse_args()
     rows = []
-    for index, augment in enumerate(args.augments):
-        run_dir = args.out / f"augment_{augment}"
-        stages = ["data", "agent", *(["latents", "diffusion", "sample", "finetune"] if index == 0 else [])]
-        subprocess.run([sys.executable, "train.py", f"run_dir={run_dir}", f"augment={augment}", "reuse_agent=false",
-                        f"stages=[{','.join(stages)}]", f"agent_steps={args.updates}",
-                        f"diffusion.steps={args.updates}", f"finetune.steps={args.updates}", *args.overrides],
-                       check=True)
-        ctx = RunContext(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), run_dir)
-        for stage in (s for s in STAGES if s in stages):
-            series = next(iter(stage_scalars(run_dir, stage).values()))
-            stage_blocks = stage_block_ms(series)
-            bare_blocks = bare_block_ms(*stage_parts(ctx, stage), ctx.cfg, args.updates)
-            stage_ms, bare = ms_per_update(series), float(bare_blocks.mean())
-            rows.append({"stage": stage, "augment": augment if stage == "agent" else "-", "stage_ms": stage_ms,
-                         "bare_ms": bare, "ratio": stage_ms / bare,
-                         "ratio_95": ratio_interval(stage_blocks, bare_blocks)})
+    for repeat in range(args.repeats):
+        for index, augment in enumerate(args.augments):
+            run_dir = args.out / f"run{repeat}_augment_{augment}"
+            for stage in STAGES if index == 0 else ["agent"]:  # the later stages do not augment
+                rows.append({"repeat": repeat, **bracketed(run_dir, augment, stage, args)})
     (args.out / "stage_overhead.json").write_text(json.dumps(rows, indent=1))
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, {args.updates} updates per stage")
-    print("| stage | augment | stage ms/update | bare ms/update | ratio [95% interval] |\n|---|---|---|---|---|")
-    for row in rows:
+    print("| stage | augment | run | stage ms/update | bare ms/update (before, after) | ratio [95% interval] |\n"
+          "|---|---|---|---|---|---|")
+    for row in sorted(rows, key=lambda row: (STAGES.index(row["stage"]), row["augment"], row["repeat"])):
         low, high = row["ratio_95"]
-        print(f"| {row['stage']} | {row['augment']} | {row['stage_ms']:.2f} | {row['bare_ms']:.2f} | "
-              f"{row['ratio']:.2f} [{low:.2f}, {high:.2f}] |")
+        before, after = row["bare_before_after_ms"]
+        print(f"| {row['stage']} | {row['augment']} | {row['repeat']} | {row['stage_ms']:.2f} | {row['bare_ms']:.2f} "
+              f"({before:.2f}, {after:.2f}) | {row['ratio']:.2f} [{low:.2f}, {high:.2f}] |")
 
 
 if __name__ == "__main__":

@@ -62,17 +62,27 @@ class PixelAugmentation:
         batch, channels, height, width = obs.shape
         # All 2k RGB frames of a transition in one row: an op then cannot treat s and s' differently.
         frames = torch.cat([obs, next_obs], dim=1).view(batch, 2 * channels // 3, 3, height, width)
-        skipped = uniform(generator, batch, 0.0, 1.0) >= self.p
-        choice = randint(generator, batch, 0, len(self.ops)).masked_fill(skipped, len(self.ops))
-        # Group transitions by chosen op with one sort (one host sync for the group sizes), not a loop over B.
+        # Which op each transition gets is drawn on the host, so the group sizes are known without waiting for
+        # the device; only the grouping order goes to it, asynchronously. Transitions are grouped with one sort,
+        # not a loop over B.
+        host = generator if generator.device.type == "cpu" else self.generators(torch.device("cpu"))
+        skipped = uniform(host, batch, 0.0, 1.0) >= self.p
+        choice = randint(host, batch, 0, len(self.ops)).masked_fill(skipped, len(self.ops))
         counts = torch.bincount(choice, minlength=len(self.ops) + 1).tolist()
-        groups = torch.argsort(choice, stable=True).split(counts)
+        groups = to_device(torch.argsort(choice, stable=True), frames.device).split(counts)
         chunk = max(1, CPU_CHUNK_BYTES // (4 * frames[0].numel())) if frames.device.type == "cpu" else batch
         for op, index in zip(self.ops.values(), groups):  # the last group, the skipped transitions, stays as is
             for part in index.split(chunk) if len(index) else ():
                 frames[part] = _apply_in_unit_range(op, frames[part], generator)
         frames = frames.view(batch, 2 * channels, height, width)
         return frames[:, :channels].contiguous(), frames[:, channels:].contiguous()
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on `device`; to a GPU through page-locked memory, so the copy does not wait for the GPU."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def _apply_in_unit_range(op: FrameOp, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -9,7 +9,8 @@ class SeededGenerators:
     """One `torch.Generator` per device, each started from the same seed, created on first use.
 
     Parameters are drawn with the generator of the pixels' device, so a GPU batch never waits on the CPU global
-    RNG and never copies parameters host-to-device (kornia's own augmentations draw on the CPU).
+    RNG and never copies parameters host-to-device (kornia's own augmentations draw on the CPU); what the host must
+    know (how many transitions each op gets) is drawn with the CPU's generator.
     """
 
     def __init__(self, seed: int | None = None) -> None:
