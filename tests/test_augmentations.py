@@ -304,3 +304,15 @@ def test_augmentation_survives_a_process_spawn_and_restarts_its_stream():
     first = torch.rand(3, generator=generators(torch.device("cpu")))
     clone = pickle.loads(pickle.dumps(generators))  # what DDP spawn and DataLoader workers do
     torch.testing.assert_close(torch.rand(3, generator=clone(torch.device("cpu"))), first)
+
+
+def test_a_callers_generator_alone_decides_the_augmentation():
+    batch = continuous_batch(random_obs())
+
+    def augmented(own_seed: int, generator_seed: int) -> torch.Tensor:
+        augmentation = all_ops(p=0.7, seed=own_seed)
+        augmentation(batch)  # advances its own streams; the caller's generator must not care
+        return augmentation.augment(batch.obs, batch.next_obs, torch.Generator().manual_seed(generator_seed))[0]
+
+    assert torch.equal(augmented(1, 5), augmented(2, 5))
+    assert not torch.equal(augmented(1, 5), augmented(1, 6))

@@ -58,18 +58,19 @@ class PixelAugmentation:
         if obs.shape != next_obs.shape or obs.dim() != 4 or obs.shape[1] % 3:
             raise ValueError(f"obs and next_obs must both be (B, 3k, H, W), got {tuple(obs.shape)} and "
                              f"{tuple(next_obs.shape)}")
+        # With its own streams, which op each transition gets is drawn on the host, so the group sizes are known
+        # without waiting for the device and only the grouping order goes to it, asynchronously. A caller's
+        # generator draws everything (on a GPU, reading the group sizes back waits for it once per call).
+        host = self.generators(torch.device("cpu")) if generator is None else generator
         generator = generator if generator is not None else self.generators(obs.device)
         batch, channels, height, width = obs.shape
         # All 2k RGB frames of a transition in one row: an op then cannot treat s and s' differently.
         frames = torch.cat([obs, next_obs], dim=1).view(batch, 2 * channels // 3, 3, height, width)
-        # Which op each transition gets is drawn on the host, so the group sizes are known without waiting for
-        # the device; only the grouping order goes to it, asynchronously. Transitions are grouped with one sort,
-        # not a loop over B.
-        host = generator if generator.device.type == "cpu" else self.generators(torch.device("cpu"))
+        # Transitions are grouped by op with one sort, not a loop over B.
         skipped = uniform(host, batch, 0.0, 1.0) >= self.p
         choice = randint(host, batch, 0, len(self.ops)).masked_fill(skipped, len(self.ops))
         counts = torch.bincount(choice, minlength=len(self.ops) + 1).tolist()
-        groups = to_device(torch.argsort(choice, stable=True), frames.device).split(counts)
+        groups = _to_device(torch.argsort(choice, stable=True), frames.device).split(counts)
         chunk = max(1, CPU_CHUNK_BYTES // (4 * frames[0].numel())) if frames.device.type == "cpu" else batch
         for op, index in zip(self.ops.values(), groups):  # the last group, the skipped transitions, stays as is
             for part in index.split(chunk) if len(index) else ():
@@ -78,9 +79,11 @@ class PixelAugmentation:
         return frames[:, :channels].contiguous(), frames[:, channels:].contiguous()
 
 
-def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A host tensor on `device`; to a GPU through page-locked memory, so the copy does not wait for the GPU."""
-    if device.type == "cuda":
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` on `device`; from the host to a GPU through page-locked memory, so the copy does not wait for it."""
+    if tensor.device == device:
+        return tensor
+    if tensor.device.type == "cpu" and device.type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor.to(device)
 
