@@ -92,6 +92,7 @@ def bare_block_ms(module: L.LightningModule, datamodule: L.LightningDataModule, 
         batch = datamodule.device_set.batch(batch)
     datamodule.train_dataloader = lambda: DataLoader(Replay(batch, updates), batch_size=None)
     timer = UpdateTimer()
+    torch.set_float32_matmul_precision(cfg.matmul_precision)  # as the pipeline sets it (TF32 on a GPU)
     trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision,
                         max_steps=updates, limit_val_batches=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])
