@@ -6,7 +6,8 @@
 # 2. stage and bare ms/update of the agent (DrQ+BC, 84 px, batch 256, with and without the paper augmentations),
 #    diffusion and fine-tuning stages, each stage between two bare timings;
 # 3. the denoiser's training step and sampling throughput (SDE-128 and Heun);
-# 4. evaluation with 0, 1 and 8 worker processes (the quickstart's 7 envs x 10 episodes).
+# 4. evaluation with 0, 1 and 8 worker processes (the quickstart's 7 envs x 10 episodes; rendering through EGL,
+#    the small policy on the CPU).
 set -euo pipefail
 OUT=${1:?usage: bash bench/gpu_checks.sh OUT}
 DEVICE=${DEVICE:-cuda}

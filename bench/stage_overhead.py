@@ -10,7 +10,7 @@ after, because a shared machine's speed drifts by tens of percent over minutes. 
 seeding, checks, logging, checkpointing and validation are in. The bare update is the same module and the same
 stage datamodule's first batch, fitted by a Lightning Trainer that replays that one batch with no callbacks,
 loggers or validation: the stage's augmentation still runs on it (on_after_batch_transfer), so the ratio is the
-loop's cost alone; with `data.frames_on_device` it replays the batch already gathered on the device. Both run on
+loop's cost alone; the batch is replayed from the device, so no copy to it is timed. Both run on
 the run's accelerator and precision (`trainer=gpu` for the GPU). Both are wall time per update over the last three
 quarters of the updates; the ratio's 95% interval bootstraps the blocks of `trainer.log_every_n_steps` updates
 that both times are made of (the run-to-run variation of a shared machine comes on top).
@@ -28,11 +28,13 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import move_data_to_device
 from omegaconf import OmegaConf
 from precision import ms_per_update, stage_scalars
 from torch.utils.data import DataLoader, Dataset
 
 from synthvis.stages import agent, diffusion, finetune
+from synthvis.stages.common import stage_device
 from synthvis.stages.context import RunContext
 
 STAGES = ("agent", "diffusion", "finetune")
@@ -88,8 +90,9 @@ def stage_parts(ctx: RunContext, stage: str) -> tuple[L.LightningModule, L.Light
 def bare_block_ms(module: L.LightningModule, datamodule: L.LightningDataModule, cfg, updates: int) -> np.ndarray:
     """ms per update, per block of logged steps, on a replayed batch of the stage's own loader (augmentation kept)."""
     batch = next(iter(datamodule.train_dataloader()))
-    if getattr(datamodule, "device_set", None) is not None:  # indices: replay the batch gathered on the device
+    if getattr(datamodule, "device_set", None) is not None:  # indices (data.frames_on_device=true): gather them
         batch = datamodule.device_set.batch(batch)
+    batch = move_data_to_device(batch, stage_device(cfg))  # replayed from the device: no copy per update
     datamodule.train_dataloader = lambda: DataLoader(Replay(batch, updates), batch_size=None)
     timer = UpdateTimer()
     torch.set_float32_matmul_precision(cfg.matmul_precision)  # as the pipeline sets it (TF32 on a GPU)
@@ -97,6 +100,8 @@ def bare_block_ms(module: L.LightningModule, datamodule: L.LightningDataModule, 
                         max_steps=updates, limit_val_batches=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])
     trainer.fit(module, datamodule=datamodule)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the next stage runs in another process and sizes its data by the free memory
     return timer.block_ms(cfg.trainer.log_every_n_steps)
 
 

@@ -76,14 +76,18 @@ def test_a_diverging_agent_stops_the_run_and_is_never_reused(tmp_path, case):
 class _DivergesAt(L.LightningModule):
     """A module whose logged loss turns NaN at update `bad` (1-based), counting the updates it ran."""
 
-    def __init__(self, bad: int) -> None:
+    def __init__(self, bad: int, manual: bool = False) -> None:
         super().__init__()
         self.bad, self.ran, self.logged_at = bad, 0, []
         self.weight = nn.Parameter(torch.ones(()))
+        self.automatic_optimization = not manual  # manual: the optimizer steps before the metrics are logged
 
     def training_step(self, batch, batch_idx):
         self.ran += 1
         loss = self.weight * self.ran * (float("nan") if self.ran >= self.bad else 1.0)
+        if not self.automatic_optimization:
+            self.manual_backward(loss)
+            self.optimizers().step()
         metrics = log_update(self, "train", {"loss": loss.detach(), "steady": torch.ones(())})
         return {"loss": loss, **metrics}
 
@@ -131,8 +135,9 @@ def test_the_guard_reads_back_every_update_on_the_cpu_and_at_the_end(tmp_path):
         FiniteGuard("agent", "agent.lr", check_every_n_updates=0)
 
 
-def test_updates_log_on_the_trainers_logging_steps_and_the_last(tmp_path):
-    module = _DivergesAt(bad=10**9)
+@pytest.mark.parametrize("manual", [False, True])
+def test_updates_log_on_the_trainers_logging_steps_and_the_last(tmp_path, manual):
+    module = _DivergesAt(bad=10**9, manual=manual)
     trainer = _fit(tmp_path, module, FiniteGuard("agent", "agent.lr"), enable_checkpointing=False,
                    log_every_n_steps=5)
     assert module.logged_at == [5, 10, 12]

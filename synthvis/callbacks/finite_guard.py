@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from synthvis.utils.finite import NonFiniteError
 
@@ -18,9 +19,9 @@ class FiniteGuard(L.Callback):
     The check itself stays on the metrics' device: each update only folds "is any value non-finite" into a
     device tensor that remembers the first such update and its values. Reading that tensor back waits for the
     GPU, so it is read every `check_every_n_updates` updates (default: every update on the CPU, where reading
-    is free; on a GPU, the greatest common divisor of the Trainer's logging interval and the `every_n_updates`
-    of the callbacks that act during training, e.g. periodic evaluation), and always before a checkpoint is
-    written and when training ends. Lightning runs checkpoint callbacks after every other callback, so the
+    is free; on a GPU, the greatest common divisor of the intervals of logging, validation, checkpoints and the
+    `every_n_updates` of the callbacks that act during training, e.g. periodic evaluation), and always before a
+    checkpoint is written and when training ends. Each DDP rank checks its own metrics. Lightning runs checkpoint callbacks after every other callback, so the
     update that diverged is never saved; the stage then ends with this error, writes no weights and leaves no
     done.json.
     """
@@ -40,9 +41,13 @@ class FiniteGuard(L.Callback):
         if self.check_every is None:
             every = 1
             if pl_module.device.type != "cpu":
-                intervals = [trainer.log_every_n_steps] + [getattr(callback, "every_n_updates", 0)
-                                                           for callback in trainer.callbacks]
-                every = math.gcd(*(interval for interval in intervals if interval > 0)) or 1
+                # Every update on which something reads the weights or the metrics: logging, validation,
+                # checkpoints (a weights-only save skips on_save_checkpoint) and periodic evaluation.
+                intervals = [trainer.log_every_n_steps, trainer.val_check_batch]
+                intervals += [callback._every_n_train_steps or 0 for callback in trainer.checkpoint_callbacks
+                              if isinstance(callback, ModelCheckpoint)]
+                intervals += [getattr(callback, "every_n_updates", 0) for callback in trainer.callbacks]
+                every = math.gcd(*(int(i) for i in intervals if isinstance(i, int) and 0 < i < 2**62)) or 1
             self.check_every = every
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,

@@ -170,6 +170,8 @@ class PixelDataModule(L.LightningDataModule):
             raise ValueError(f"only {len(self.train_set)} training transitions for data.batch_size="
                              f"{self.batch_size}; lower the batch size or add data")
         sampler = StepBatchSampler(len(self.train_set), self.batch_size, self.seed, *training_position(self.trainer))
+        if self.device_set is not None and self.device_set.device != self._device():
+            self.device_set = None  # left by a fit that ended in an error, on another device
         if self.device_set is None and self._frames_fit_device():
             self.device_set = DeviceTransitions(self.train_set, self._device())
             log.info("training batches are gathered on %s from %.2f GiB of frames held there", self.device_set.device,

@@ -20,8 +20,10 @@ def log_update(module: L.LightningModule, prefix: str, metrics: Mapping[str, tor
     """
     named = {f"{prefix}/{name}": value for name, value in metrics.items()}
     trainer = module.trainer
-    update = module.global_step + 1  # synthvis modules count one global step per update
+    # The counter Lightning writes logs by (its logger connector's should_update_logs): global_step would be one
+    # ahead here in the modules that step their optimizers before logging.
+    update = trainer.fit_loop.epoch_loop._batches_that_stepped + 1
     every = trainer.log_every_n_steps
-    if (every > 0 and update % every == 0) or update >= trainer.max_steps:
+    if (every > 0 and update % every == 0) or 0 < trainer.max_steps <= update:
         module.log_dict(named, **log_options)
     return named
