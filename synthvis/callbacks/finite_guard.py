@@ -21,9 +21,9 @@ class FiniteGuard(L.Callback):
     GPU, so it is read every `check_every_n_updates` updates (default: every update on the CPU, where reading
     is free; on a GPU, the greatest common divisor of the intervals of logging, validation, checkpoints and the
     `every_n_updates` of the callbacks that act during training, e.g. periodic evaluation), and always before a
-    checkpoint is written and when training ends. Each DDP rank checks its own metrics. Lightning runs checkpoint callbacks after every other callback, so the
-    update that diverged is never saved; the stage then ends with this error, writes no weights and leaves no
-    done.json.
+    checkpoint is written and when training ends. Each DDP rank checks its own metrics. Lightning runs checkpoint
+    callbacks after every other callback, so the update that diverged is never saved; the stage then ends with this
+    error, writes no weights and leaves no done.json.
     """
 
     def __init__(self, stage: str, lr_key: str, check_every_n_updates: int | None = None) -> None:
@@ -66,7 +66,7 @@ class FiniteGuard(L.Callback):
             first = (self._first_bad < 0) & ~torch.isfinite(values).all()
             self._first_bad = torch.where(first, trainer.global_step, self._first_bad)
             self._bad_values = torch.where(first, values, self._bad_values)
-        if trainer.global_step % (self.check_every or 1) == 0:
+        if trainer.global_step % self.check_every == 0:
             self.check(trainer, pl_module)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
