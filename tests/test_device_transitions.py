@@ -9,7 +9,7 @@ import torch
 
 from synthvis.callbacks.step_seed import StepSeed
 from synthvis.datamodules.augmentations import ColorCutout, PixelAugmentation, RandomShift
-from synthvis.datamodules.device_transitions import DeviceTransitions
+from synthvis.datamodules.device_transitions import DeviceTransitions, free_bytes
 from synthvis.datamodules.pixel import PixelDataModule
 from synthvis.datamodules.sources import LocalDataset, vd4rl_path
 from synthvis.lightning_modules.bc import BC
@@ -89,16 +89,24 @@ def test_training_on_device_held_frames_equals_training_on_host_batches(publishe
         assert torch.equal(value, on_device[name]), name
 
 
-def test_device_placement_is_decided_by_the_device_and_checked(published_fixtures, tmp_path):
+def test_device_placement_is_decided_by_the_free_memory_and_checked(published_fixtures, tmp_path, monkeypatch):
     cheetah = LocalDataset(vd4rl_path(published_fixtures / "vd4rl_data", "cheetah_run", "random", 64))
-    datamodule = _datamodule(tmp_path, cheetah, batch_size=8, val_fraction=0.5)
-    batch = next(iter(datamodule.train_dataloader()))  # no GPU: the host loader
-    assert datamodule.device_set is None and batch.obs.shape == (8, 9, 64, 64)
-    assert not datamodule.train_dataloader().pin_memory
-    forced = _datamodule(tmp_path, cheetah, batch_size=8, val_fraction=0.5, frames_on_device=True)
-    indices = next(iter(forced.train_dataloader()))
-    assert indices.dtype == torch.long and indices.shape == (8,)
-    _assert_same(forced.on_after_batch_transfer(indices, 0), batch)
+    host = _datamodule(tmp_path, cheetah, batch_size=8, val_fraction=0.5, frames_on_device=False)
+    batch = next(iter(host.train_dataloader()))
+    assert host.device_set is None and batch.obs.shape == (8, 9, 64, 64)
+    assert not host.train_dataloader().pin_memory  # no GPU
+    assert free_bytes(torch.device("cpu")) > 0  # the host's free RAM, as Linux reports it
+    frame_bytes = host.store.layout.frame_bytes
+    for free, held in ((2 * frame_bytes - 1, False), (2 * frame_bytes, True)):  # null: room for the frames twice
+        monkeypatch.setattr("synthvis.datamodules.pixel.free_bytes", lambda device, free=free: free)
+        datamodule = _datamodule(tmp_path, cheetah, batch_size=8, val_fraction=0.5)
+        loaded = next(iter(datamodule.train_dataloader()))
+        assert (datamodule.device_set is not None) == held
+        if held:  # indices: the batch is gathered on the device, equal to the host loader's
+            assert loaded.dtype == torch.long and loaded.shape == (8,)
+            _assert_same(datamodule.on_after_batch_transfer(loaded, 0), batch)
+        else:
+            _assert_same(loaded, batch)
     with pytest.raises(ValueError, match="data.frames_on_device must be true, false or null"):
         PixelDataModule(cheetah, frames_on_device="auto")
     with pytest.raises(ValueError, match="data.pin_memory must be true, false or null"):

@@ -16,6 +16,11 @@ from synthvis.datamodules.pixel import PixelDataModule
 from synthvis.datamodules.sources import LocalDataset, vd4rl_path
 from synthvis.envs.dmc import DMCPixelEnv
 
+
+def first_batch_of(datamodule: PixelDataModule):
+    """The first training batch as an update receives it (gathered from indices when the frames are held)."""
+    return datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
+
 # A cheap env: 16 px frames, action repeat 8 -> 125 agent steps per episode.
 TINY_ENV = functools.partial(DMCPixelEnv, domain="point_mass", task="easy", image_size=16, frame_stack=3,
                              action_repeat=8)
@@ -40,7 +45,7 @@ def test_generated_dataset_is_sampled_with_correct_stacks_and_nstep_returns(tmp_
     # 2 train episodes, 1 validation episode; valid rows stop n steps before each episode's end.
     assert len(datamodule.train_set) == 2 * (126 - 3) and len(datamodule.val_set) == 126 - 3
 
-    batch = next(iter(datamodule.train_dataloader()))
+    batch = first_batch_of(datamodule)
     assert isinstance(batch, ContinuousBatch)
     assert batch.obs.shape == (8, 9, 16, 16) and batch.obs.dtype == torch.uint8
     # Recompute one sampled transition by hand from the episode files.
@@ -106,7 +111,7 @@ def test_published_vd4rl_fixture_through_the_datamodule(published_fixtures, tmp_
         datamodule.prepare_data()
         datamodule.setup()
         assert len(datamodule.train_set) == 501 - 1 - 2 and len(datamodule.val_set) == 498
-        batch = next(iter(datamodule.train_dataloader()))
+        batch = first_batch_of(datamodule)
         assert batch.obs.shape == (32, 9, size, size) and batch.action.shape == (32, 6)
 
 
@@ -134,7 +139,7 @@ def test_same_seed_same_batches_and_different_seed_differs(published_fixtures, t
                              cache_dir=tmp_path / "cache")
         dm.prepare_data()
         dm.setup()
-        return next(iter(dm.train_dataloader())).action
+        return first_batch_of(dm).action
 
     torch.testing.assert_close(first_batch(3), first_batch(3))
     assert not torch.equal(first_batch(3), first_batch(4))

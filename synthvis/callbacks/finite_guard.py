@@ -16,14 +16,14 @@ from synthvis.utils.finite import NonFiniteError
 class FiniteGuard(L.Callback):
     """Watch the metrics every update returns; raise `NonFiniteError` naming the first update with a NaN or inf.
 
-    The check itself stays on the metrics' device: each update only folds "is any value non-finite" into a
-    device tensor that remembers the first such update and its values. Reading that tensor back waits for the
-    GPU, so it is read every `check_every_n_updates` updates (default: every update on the CPU, where reading
-    is free; on a GPU, the greatest common divisor of the intervals of logging, validation, checkpoints and the
-    `every_n_updates` of the callbacks that act during training, e.g. periodic evaluation), and always before a
-    checkpoint is written and when training ends. Each DDP rank checks its own metrics. Lightning runs checkpoint
-    callbacks after every other callback, so the update that diverged is never saved; the stage then ends with this
-    error, writes no weights and leaves no done.json.
+    When it checks every update (the default on the CPU, where reading a value is free) it reads the values
+    directly. Otherwise the check stays on the metrics' device: each update only folds "is any value non-finite"
+    into a device tensor that remembers the first such update and its values. Reading that tensor back waits for
+    the GPU, so it is read every `check_every_n_updates` updates (default on a GPU: the greatest common divisor of
+    the intervals of logging, validation, checkpoints and the `every_n_updates` of the callbacks that act during
+    training, e.g. periodic evaluation), and always before a checkpoint is written and when training ends. Each DDP
+    rank checks its own metrics. Lightning runs checkpoint callbacks after every other callback, so the update that
+    diverged is never saved; the stage then ends with this error, writes no weights and leaves no done.json.
     """
 
     def __init__(self, stage: str, lr_key: str, check_every_n_updates: int | None = None) -> None:
@@ -32,8 +32,8 @@ class FiniteGuard(L.Callback):
         self.stage, self.lr_key = stage, lr_key
         self.check_every = check_every_n_updates
         self._names: tuple[str, ...] = ()
-        self._first_bad: torch.Tensor | None = None  # the first diverged update (-1: none yet), on the device
-        self._bad_values: torch.Tensor | None = None  # the metrics of that update
+        self._first_bad: torch.Tensor | int | None = None  # the first diverged update (-1: none yet), on the device
+        self._bad_values: torch.Tensor | list[float] | None = None  # the metrics of that update
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Choose how often to read the flag back (see the class docstring)."""
@@ -54,7 +54,11 @@ class FiniteGuard(L.Callback):
                            batch_idx: int) -> None:
         """Record whether this update's metrics are finite; raise on a reading step if one was not."""
         metrics = update_metrics(outputs)
-        if metrics:
+        if metrics and self.check_every == 1:  # read every update: the values themselves, no device flag
+            values = [float(value) for value in metrics.values()]
+            if not all(map(math.isfinite, values)):
+                self._names, self._first_bad, self._bad_values = tuple(metrics), trainer.global_step, values
+        elif metrics:
             if tuple(metrics) != self._names:  # the first update, or a module whose metrics change
                 self.check(trainer, pl_module)
                 self._names = tuple(metrics)
@@ -81,8 +85,8 @@ class FiniteGuard(L.Callback):
         """Raise `NonFiniteError` if an update so far had a non-finite metric (waits for the device)."""
         if self._first_bad is None or int(self._first_bad) < 0:
             return
-        values = ", ".join(f"{name} = {value}" for name, value in zip(self._names, self._bad_values.tolist())
-                           if not math.isfinite(value))
+        bad = torch.as_tensor(self._bad_values).tolist()
+        values = ", ".join(f"{name} = {value}" for name, value in zip(self._names, bad) if not math.isfinite(value))
         precision = str(trainer.precision)
         full = "" if precision.startswith("32") else f"; full precision (trainer.precision=32-true, not {precision})"
         raise NonFiniteError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +13,16 @@ from synthvis.core.batches import ContinuousBatch, DiscreteBatch
 from synthvis.datamodules.transitions import TransitionDataset, transition_batch
 
 UPLOAD_ROWS = 4096  # frames copied to the device per step of the upload (~85 MB at 84 px)
+
+
+def free_bytes(device: torch.device) -> int:
+    """Free memory on `device`: a GPU's, else the host's free RAM (0 where the OS does not report it)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 0
 
 
 class DeviceTransitions:
@@ -55,10 +66,16 @@ class DeviceTransitions:
         """The transitions at `indices` (a 1-D integer tensor), gathered on the device."""
         indices = indices.to(self.device)
         size, (_, height, width) = len(indices), self.frames.shape[1:]
-        obs = self.frames[self.obs_rows[indices]].reshape(size, -1, height, width)
-        next_obs = self.frames[self.next_obs_rows[indices]].reshape(size, -1, height, width)
-        return transition_batch(self.discrete, obs, self.action[indices], self.reward[indices],
-                                self.discount[indices], next_obs)
+
+        def rows(table: torch.Tensor) -> torch.Tensor:
+            # index_select, not table[indices]: ~15x faster for these uint8 frames on a CPU (advanced indexing
+            # runs a general strided kernel per element).
+            return table.index_select(0, indices)
+
+        obs = self.frames.index_select(0, rows(self.obs_rows).reshape(-1)).reshape(size, -1, height, width)
+        next_obs = self.frames.index_select(0, rows(self.next_obs_rows).reshape(-1)).reshape(size, -1, height, width)
+        return transition_batch(self.discrete, obs, rows(self.action), rows(self.reward), rows(self.discount),
+                                next_obs)
 
 
 class TransitionIndices(Dataset):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from synthvis.datamodules.device_transitions import DeviceTransitions, TransitionIndices
+from synthvis.datamodules.device_transitions import DeviceTransitions, TransitionIndices, free_bytes
 from synthvis.datamodules.formats import iter_episodes
 from synthvis.datamodules.frame_store import FrameStore
 from synthvis.datamodules.sources import DatasetSource
@@ -34,8 +34,8 @@ class PixelDataModule(L.LightningDataModule):
 
     Training batches reach the device in one of two ways. With `frames_on_device` the training transitions'
     frames and targets are uploaded once (`DeviceTransitions`), the loader yields only indices and the batch is
-    gathered on the device, so nothing is assembled on the host; by default (null) this happens when training on
-    a GPU whose free memory holds the frames twice over. Otherwise batches are gathered on the host, in
+    gathered on the device, so nothing is assembled on the host; by default (null) this happens when the free
+    memory of the training device (a GPU's, or the host's RAM) holds the frames twice over. Otherwise batches are gathered on the host, in
     `num_workers` worker processes if set, and copied from page-locked memory when `pin_memory` (default: on a GPU).
     """
 
@@ -127,14 +127,11 @@ class PixelDataModule(L.LightningDataModule):
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
 
     def _frames_fit_device(self) -> bool:
-        """Whether to keep the training frames on the device: `frames_on_device`, or null = a GPU that has room."""
+        """Whether to keep the training frames on the device: `frames_on_device`, or null = the device has room."""
         if self.frames_on_device is not None:
             return self.frames_on_device
-        device = self._device()
-        if device.type != "cuda":
-            return False
         needed = sum(store.layout.frame_bytes for store in self.train_set.stores)
-        return 2 * needed <= torch.cuda.mem_get_info(device)[0]
+        return 2 * needed <= free_bytes(self._device())
 
     @property
     def obs_shape(self) -> tuple[int, int, int]:

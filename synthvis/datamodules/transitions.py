@@ -73,9 +73,18 @@ class TransitionDataset(Dataset):
         if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
             raise IndexError(f"transition index out of range [0, {len(self)})")
         which = np.searchsorted(self.offsets, indices, side="right") - 1
-        parts = [self._gather(s, self.rows[s][indices[which == s] - self.offsets[s]]) for s in np.unique(which)]
-        order = np.argsort(np.concatenate([np.flatnonzero(which == s) for s in np.unique(which)]), kind="stable")
-        fields = [np.concatenate([part[i] for part in parts])[order] for i in range(len(parts[0]))]
+        sources = np.unique(which)
+        if len(sources) == 1:  # one store: its gather is the batch, in order
+            fields = self._gather(sources[0], self.rows[sources[0]][indices - self.offsets[sources[0]]])
+        else:  # each store's share written straight into its places in the batch
+            fields = None
+            for source in sources:
+                mask = which == source
+                part = self._gather(source, self.rows[source][indices[mask] - self.offsets[source]])
+                if fields is None:
+                    fields = [np.empty((len(indices), *value.shape[1:]), value.dtype) for value in part]
+                for field, value in zip(fields, part):
+                    field[mask] = value
         return transition_batch(self.discrete, *(torch.from_numpy(np.ascontiguousarray(field)) for field in fields))
 
     def targets(self, source: int, rows: np.ndarray) -> tuple[np.ndarray, ...]:

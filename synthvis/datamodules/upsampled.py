@@ -18,24 +18,26 @@ from synthvis.utils.seeding import derive_seed
 class MixedBatches(IterableDataset):
     """An endless stream of (B, D) float32 batches: `num_real` real rows, then `num_synthetic` synthetic rows.
 
-    Rows are drawn uniformly with replacement from each set (SynthER REDQRLPDAgent.sample_data); batch k comes
-    from a generator seeded with (seed, k, rank), so the stream is reproducible and starts at batch `start`
-    exactly where an uninterrupted stream would be.
+    Rows are drawn uniformly with replacement from each set (SynthER REDQRLPDAgent.sample_data), `chunk` batches
+    at a time: chunk c (batches c * chunk to (c + 1) * chunk - 1) comes from one generator seeded with
+    (seed, c, rank) and one gather, so the stream is reproducible and starts at batch `start` exactly where an
+    uninterrupted stream would be. Drawing batch by batch cost ~0.2 ms per batch inside the training loop (a
+    generator and two row gathers), a tenth of a fine-tuning update on a CPU; a chunk's batches are slices.
     """
 
     def __init__(self, real: np.ndarray | None, synthetic: np.ndarray | None, num_real: int, num_synthetic: int,
-                 seed: int, start: int = 0, rank: int = 0) -> None:
-        self.parts = [(array, count) for array, count in ((real, num_real), (synthetic, num_synthetic)) if count]
-        self.seed, self.start, self.rank = seed, start, rank
+                 seed: int, start: int = 0, rank: int = 0, chunk: int = 64) -> None:
+        self.parts = [(np.asarray(array, dtype=np.float32), count)
+                      for array, count in ((real, num_real), (synthetic, num_synthetic)) if count]
+        self.seed, self.start, self.rank, self.chunk = seed, start, rank, chunk
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        step = self.start
+        index, skip = divmod(self.start, self.chunk)
         while True:
-            rng = np.random.default_rng(derive_seed(self.seed, step, self.rank))
-            rows = [np.asarray(array[rng.integers(0, len(array), count)], dtype=np.float32)
-                    for array, count in self.parts]
-            yield torch.from_numpy(np.concatenate(rows))
-            step += 1
+            rng = np.random.default_rng(derive_seed(self.seed, index, self.rank))
+            rows = [array[rng.integers(0, len(array), (self.chunk, count))] for array, count in self.parts]
+            yield from torch.from_numpy(np.concatenate(rows, axis=1))[skip:]
+            index, skip = index + 1, 0
 
 
 class UpsampledDataModule(L.LightningDataModule):
