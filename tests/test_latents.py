@@ -22,7 +22,7 @@ from synthvis.datamodules.frame_store import FrameStore
 from synthvis.datamodules.latent import LatentDataModule, default_batch_size
 from synthvis.datamodules.latent_files import LATENTS_FILE, load_latents, save_latents
 from synthvis.datamodules.transitions import TransitionDataset, valid_rows
-from synthvis.datamodules.upsampled import UpsampledDataModule
+from synthvis.datamodules.upsampled import MixedBatches, UpsampledDataModule
 from synthvis.lightning_modules.bc import BC
 from synthvis.lightning_modules.discrete_cql import DiscreteCQL
 from synthvis.lightning_modules.drqbc import DrQBC
@@ -333,6 +333,19 @@ def test_upsampled_batches_are_seeded_and_uniform():
         UpsampledDataModule(real, synthetic, layout, synthetic_ratio=1.5)
     with pytest.raises(ValueError, match="shape"):
         UpsampledDataModule(real[:, 1:], synthetic, layout)
+
+
+def test_upsampled_stream_resumes_where_an_uninterrupted_one_is():
+    layout = dmc_layout(2, 1)
+    real, synthetic = upsample_arrays(layout.dim)
+    whole = list(itertools.islice(MixedBatches(real, synthetic, 6, 4, seed=5, chunk=8), 40))
+    assert len({tuple(batch.flatten().tolist()) for batch in whole}) == 40  # every batch drawn afresh
+    for start in (3, 8, 21):  # inside a chunk, at its start, and some chunks on
+        resumed = list(itertools.islice(MixedBatches(real, synthetic, 6, 4, seed=5, start=start, chunk=8),
+                                        40 - start))
+        assert all(torch.equal(a, b) for a, b in zip(resumed, whole[start:], strict=True))
+    other_rank = list(itertools.islice(MixedBatches(real, synthetic, 6, 4, seed=5, rank=1, chunk=8), 40))
+    assert not any(torch.equal(a, b) for a, b in zip(other_rank, whole))
 
 
 def test_the_latents_stage_augments_every_transition_of_a_view(tmp_path):
