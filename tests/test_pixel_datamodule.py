@@ -21,6 +21,7 @@ def first_batch_of(datamodule: PixelDataModule):
     """The first training batch as an update receives it (gathered from indices when the frames are held)."""
     return datamodule.on_after_batch_transfer(next(iter(datamodule.train_dataloader())), 0)
 
+
 # A cheap env: 16 px frames, action repeat 8 -> 125 agent steps per episode.
 TINY_ENV = functools.partial(DMCPixelEnv, domain="point_mass", task="easy", image_size=16, frame_stack=3,
                              action_repeat=8)

@@ -32,7 +32,7 @@ class FiniteGuard(L.Callback):
         self.stage, self.lr_key = stage, lr_key
         self.check_every = check_every_n_updates
         self._names: tuple[str, ...] = ()
-        self._first_bad: torch.Tensor | int | None = None  # the first diverged update (-1: none yet), on the device
+        self._first_bad: torch.Tensor | int | None = None  # the first diverged update (a device flag: -1 = none yet)
         self._bad_values: torch.Tensor | list[float] | None = None  # the metrics of that update
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -64,12 +64,12 @@ class DeviceTransitions:
 
     def batch(self, indices: torch.Tensor) -> ContinuousBatch | DiscreteBatch:
         """The transitions at `indices` (a 1-D integer tensor), gathered on the device."""
+        # index_select throughout, not table[indices]: ~15x faster for the uint8 frames on a CPU (advanced
+        # indexing runs a general strided kernel per element).
         indices = indices.to(self.device)
         size, (_, height, width) = len(indices), self.frames.shape[1:]
 
         def rows(table: torch.Tensor) -> torch.Tensor:
-            # index_select, not table[indices]: ~15x faster for these uint8 frames on a CPU (advanced indexing
-            # runs a general strided kernel per element).
             return table.index_select(0, indices)
 
         obs = self.frames.index_select(0, rows(self.obs_rows).reshape(-1)).reshape(size, -1, height, width)

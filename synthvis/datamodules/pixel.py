@@ -35,8 +35,9 @@ class PixelDataModule(L.LightningDataModule):
     Training batches reach the device in one of two ways. With `frames_on_device` the training transitions'
     frames and targets are uploaded once (`DeviceTransitions`), the loader yields only indices and the batch is
     gathered on the device, so nothing is assembled on the host; by default (null) this happens when the free
-    memory of the training device (a GPU's, or the host's RAM) holds the frames twice over. Otherwise batches are gathered on the host, in
-    `num_workers` worker processes if set, and copied from page-locked memory when `pin_memory` (default: on a GPU).
+    memory of the training device (a GPU's, or the host's RAM) holds the frames twice over. Otherwise batches
+    are gathered on the host, in `num_workers` worker processes if set, and copied from page-locked memory when
+    `pin_memory` (default: on a GPU).
     """
 
     def __init__(
